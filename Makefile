@@ -1,0 +1,56 @@
+# Connect Portal: `make run` to try it, `make test` to test it. Only Python >= 3.12 is needed.
+
+# The first Python >= 3.12 found (python3.14 ... python3, then pyenv's and the system's).
+PYTHON ?= $(shell for p in python3.14 python3.13 python3.12 python3 \
+	$(wildcard $(HOME)/.pyenv/versions/3.1[4-9]*/bin/python3) \
+	$(wildcard $(HOME)/.pyenv/versions/3.13*/bin/python3) \
+	$(wildcard $(HOME)/.pyenv/versions/3.12*/bin/python3) \
+	$(wildcard /usr/bin/python3.1[2-9] /usr/local/bin/python3.1[2-9]); do \
+	"$$p" -c 'import sys; sys.exit(sys.version_info < (3, 12))' >/dev/null 2>&1 && { echo "$$p"; break; }; \
+	done)
+VENV := .venv
+BIN := $(VENV)/bin
+ADDR ?= 127.0.0.1:8000
+
+.PHONY: run test lint format sandbox clean check-python
+
+check-python:
+	@test -n "$(PYTHON)" || { echo "Connect Portal needs Python 3.12 or newer (Django 6); set PYTHON=/path/to/python3.12+" >&2; exit 1; }
+
+$(BIN)/python: | check-python
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e .
+	@touch $@
+
+$(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	@touch $(VENV)/.installed $@
+
+## run: install, migrate, create a demo organization if none exists, start web + worker + beat
+run: $(VENV)/.installed
+	$(BIN)/python manage.py migrate --no-input
+	$(BIN)/python manage.py bootstrap --if-empty --org-name Demo --email admin@example.com
+	$(BIN)/python manage.py runall --addr $(ADDR)
+
+## test: install what the tests need and run the whole suite
+test: $(VENV)/.installed-dev
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+## lint: ruff, as CI runs it
+lint: $(VENV)/.installed-dev
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(VENV)/.installed-dev
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+## sandbox: a Calendly API sandbox on port 8900 (point CALENDLY_API_BASE_URL at it)
+sandbox: $(VENV)/.installed
+	$(BIN)/python -m connectors.calendly.sandbox --port 8900
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .ruff_cache *.egg-info

@@ -1,0 +1,30 @@
+"""The Celery application.
+
+Reliability settings live in ``portal/settings.py`` (``CELERY_*``): late acknowledgement,
+reject on worker lost, prefetch 1, JSON only, time limits. Tasks are routed to three queues
+so that a backlog of one kind of work never starves another:
+
+- ``intake``: webhook events accepted by ``/hooks/`` waiting to be processed;
+- ``actions``: connector actions and processflow runs on a tenant's behalf;
+- ``maintenance``: health checks, re-validation, reconciliation, sweeping.
+"""
+
+import os
+
+from celery import Celery
+from kombu import Queue
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
+
+app = Celery("portal")
+app.config_from_object("django.conf:settings", namespace="CELERY")
+
+QUEUES = ("intake", "actions", "maintenance")
+app.conf.task_queues = [Queue(name, routing_key=name) for name in QUEUES]
+app.conf.task_routes = {
+    "portal.intake.*": {"queue": "intake"},
+    "portal.actions.*": {"queue": "actions"},
+    "portal.maintenance.*": {"queue": "maintenance"},
+    "portal.health": {"queue": "maintenance"},
+}
+app.autodiscover_tasks()

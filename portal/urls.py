@@ -1,0 +1,50 @@
+"""Top-level URLs: the portal's pages, the API, webhook intake, health, admin."""
+
+from django.contrib import admin
+from django.http import JsonResponse
+from django.shortcuts import render
+from django.urls import include, path
+
+from portal.api.errors import error_body
+from portal.ops.views import healthz
+from portal.tenancy.views import home
+
+urlpatterns = [
+    path("", home, name="home"),
+    path("accounts/", include("portal.accounts.urls")),
+    path("", include("portal.tenancy.urls")),
+    path("", include("portal.dashboard.urls")),
+    path("", include("portal.api.page_urls")),
+    path("api/", include("portal.api.urls")),
+    path("healthz", healthz, name="healthz"),
+    path("admin/", admin.site.urls),
+]
+
+_MESSAGES = {
+    400: "The request is invalid.",
+    403: "You do not have permission to do that.",
+    404: "Not found.",
+    500: "Something went wrong on our side; it has been logged.",
+}
+
+
+def _machine_path(request) -> bool:
+    return request.path.startswith(("/api/", "/hooks/"))
+
+
+def _handler(status: int):
+    def handle(request, exception=None):
+        message = _MESSAGES[status]
+        if status == 403 and exception is not None and str(exception):
+            message = str(exception)
+        if _machine_path(request):
+            return JsonResponse(error_body(status, message), status=status)
+        return render(request, "error.html", {"status": status, "message": message}, status=status)
+
+    return handle
+
+
+handler400 = _handler(400)
+handler403 = _handler(403)
+handler404 = _handler(404)
+handler500 = _handler(500)
