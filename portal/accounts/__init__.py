@@ -1,0 +1,1 @@
+"""People: the custom user model, login with throttling, password change."""

@@ -1,0 +1,2 @@
+"""Tenancy: organizations, memberships and roles, invitations, and the one path by which
+every request finds its tenant (``portal.tenancy.access``)."""
