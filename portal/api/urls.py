@@ -1,0 +1,43 @@
+"""The API's URL root: ``/api/v1/`` plus the OpenAPI schema and its interactive docs.
+
+Tenant-owned resources hang under ``organizations/<org>/``; each app contributes its routes
+by adding a ``register`` line here (netbox-style), so the whole API reads in one file.
+"""
+
+from django.conf import settings
+from django.urls import include, path, re_path
+from django.utils.csp import CSP
+from django.views.decorators.csp import csp_override
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from rest_framework.routers import SimpleRouter
+
+from portal.api.api import ApiTokenViewSet, MeView
+from portal.api.errors import not_found
+from portal.tenancy.api import InvitationViewSet, MembershipViewSet, OrganizationViewSet
+
+organizations = SimpleRouter(trailing_slash=True)
+organizations.register("organizations", OrganizationViewSet, basename="organization")
+
+tenant = SimpleRouter(trailing_slash=True)
+tenant.register("memberships", MembershipViewSet, basename="membership")
+tenant.register("invitations", InvitationViewSet, basename="invitation")
+tenant.register("tokens", ApiTokenViewSet, basename="token")
+
+app_name = "api"
+
+urlpatterns = [
+    path("v1/me/", MeView.as_view(), name="me"),
+    path("v1/", include(organizations.urls)),
+    path("v1/organizations/<slug:org>/", include(tenant.urls)),
+    path("schema/", SpectacularAPIView.as_view(), name="schema"),
+    path(
+        "docs/",
+        # Swagger UI bootstraps itself with an inline script; allow it on this page only.
+        csp_override({**settings.SECURE_CSP, "script-src": [CSP.SELF, CSP.UNSAFE_INLINE]})(
+            SpectacularSwaggerView.as_view(url_name="api:schema")
+        ),
+        name="docs",
+    ),
+    # Unknown API paths answer in the API's error format, in DEBUG too.
+    re_path(r"^", not_found),
+]
