@@ -1,0 +1,1 @@
+"""The organization's dashboard page."""

@@ -1,0 +1,72 @@
+"""``manage.py runall``: the web server, a Celery worker and the scheduler, together.
+
+For development and demos (``make run``). Ctrl-C stops all three. Production runs each as
+its own service (see docker-compose.yml).
+"""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from django.conf import settings
+from django.core.management.base import BaseCommand
+
+from portal.celery import QUEUES
+
+
+class Command(BaseCommand):
+    help = "Run the web server, a Celery worker and Celery beat until Ctrl-C."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--addr", default="127.0.0.1:8000")
+
+    def handle(self, *args, addr, **options):
+        python = sys.executable
+        commands = {
+            "web": [python, "manage.py", "runserver", addr, "--noreload"],
+            "worker": [
+                python, "-m", "celery", "-A", "portal", "worker",
+                "-Q", ",".join(QUEUES), "--concurrency", "2", "-l", "info",
+            ],
+            "beat": [
+                python, "-m", "celery", "-A", "portal", "beat", "-l", "info",
+            ],
+        }  # fmt: skip
+        processes = {
+            name: subprocess.Popen(command, cwd=settings.BASE_DIR, env=os.environ.copy())  # noqa: S603
+            for name, command in commands.items()
+        }
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"Connect Portal is running at http://{addr}/ (web, worker and beat). "
+                "Press Ctrl-C to stop."
+            )
+        )
+        stopping = False
+
+        def stop(*_):
+            nonlocal stopping
+            stopping = True
+
+        signal.signal(signal.SIGINT, stop)
+        signal.signal(signal.SIGTERM, stop)
+        try:
+            while not stopping:
+                for name, process in processes.items():
+                    if process.poll() is not None:
+                        self.stderr.write(f"{name} exited with code {process.returncode}.")
+                        stopping = True
+                time.sleep(0.5)
+        finally:
+            for process in processes.values():
+                if process.poll() is None:
+                    process.send_signal(signal.SIGTERM)
+            deadline = time.monotonic() + 10
+            for process in processes.values():
+                try:
+                    process.wait(timeout=max(0.1, deadline - time.monotonic()))
+                except subprocess.TimeoutExpired:
+                    process.kill()
+            self.stdout.write("Stopped.")
