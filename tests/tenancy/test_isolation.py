@@ -1,0 +1,104 @@
+"""Generated: every tenant route answers 404 to someone outside the organization, for every
+method, through the portal and the API, and changes nothing.
+
+A new route whose URL names an object must register how to make such an object in
+``OBJECT_FACTORIES`` (by URL keyword) or ``PK_KINDS`` (by route name, for API ``pk``).
+"""
+
+from __future__ import annotations
+
+import pytest
+from django.urls import reverse
+
+from portal.api.models import ApiToken
+from portal.api.services import create_token
+from portal.tenancy.models import Invitation, Membership
+from portal.tenancy.services import invite_member
+from tests.routes import tenant_routes
+
+METHODS = ["get", "post", "put", "patch", "delete"]
+
+
+def _membership(acme, cast):
+    return Membership.objects.get(organization=acme, user=cast["member"])
+
+
+def _invitation(acme, cast):
+    actor = Membership.objects.get(organization=acme, user=cast["owner"])
+    return invite_member(acme, actor=actor, email="invitee@acme.test").invitation
+
+
+def _token(acme, cast):
+    return create_token(acme, user=cast["owner"], name="acme-token", expires_in_days=30).token
+
+
+OBJECT_FACTORIES = {
+    "membership_id": _membership,
+    "invitation_id": _invitation,
+    "token_id": _token,
+}
+PK_KINDS = {
+    "api:membership-detail": "membership_id",
+    "api:invitation-detail": "invitation_id",
+    "api:token-detail": "token_id",
+}
+MODELS = {"membership_id": Membership, "invitation_id": Invitation, "token_id": ApiToken}
+
+ROUTES = tenant_routes()
+
+
+def _object_kwargs(route, acme, cast) -> dict:
+    kwargs = {}
+    for name in route.kwargs:
+        if name == "org":
+            continue
+        kind = PK_KINDS.get(route.name) if name == "pk" else name
+        if kind not in OBJECT_FACTORIES:
+            pytest.fail(f"{route.name}: add a factory for URL keyword {name!r} to this test")
+        kwargs[name] = OBJECT_FACTORIES[kind](acme, cast).pk
+    return kwargs
+
+
+def _snapshot(acme):
+    return {
+        kind: sorted(model.objects.for_tenant(acme).values_list("pk", flat=True))
+        for kind, model in MODELS.items()
+    } | {"roles": sorted(Membership.objects.for_tenant(acme).values_list("pk", "role"))}
+
+
+def test_the_generated_isolation_tests_cover_the_api_and_the_portal():
+    assert any(route.is_api for route in ROUTES)
+    assert any(not route.is_api for route in ROUTES)
+
+
+@pytest.mark.parametrize("route", ROUTES, ids=lambda r: r.name)
+def test_outsider_gets_404_on_every_method_of_another_organizations_route(
+    route, acme, cast, client, api, globex
+):
+    kwargs = _object_kwargs(route, acme, cast)
+    url = reverse(route.name, kwargs={"org": acme.slug, **kwargs})
+    before = _snapshot(acme)
+    client.force_login(cast["outsider"])
+    callers = [client, api(cast["outsider"], globex)] if route.is_api else [client]
+    for caller in callers:
+        for method in METHODS:
+            response = getattr(caller, method)(url)
+            assert response.status_code == 404, f"{method.upper()} {url} -> {response.status_code}"
+    assert _snapshot(acme) == before
+
+
+@pytest.mark.parametrize("route", [r for r in ROUTES if len(r.kwargs) > 1], ids=lambda r: r.name)
+def test_outsider_gets_404_for_another_organizations_object_under_their_own_organization(
+    route, acme, cast, client, api, globex
+):
+    kwargs = _object_kwargs(route, acme, cast)
+    url = reverse(route.name, kwargs={"org": globex.slug, **kwargs})
+    before = _snapshot(acme)
+    client.force_login(cast["outsider"])
+    callers = [client, api(cast["outsider"], globex)] if route.is_api else [client]
+    for caller in callers:
+        statuses = {method: getattr(caller, method)(url).status_code for method in METHODS}
+        # 404 for the object; 405 only for a method the route does not have at all.
+        assert set(statuses.values()) <= {404, 405}, f"{url}: {statuses}"
+        assert 404 in statuses.values(), f"{url}: {statuses}"
+    assert _snapshot(acme) == before
