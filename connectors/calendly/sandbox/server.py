@@ -1,0 +1,216 @@
+"""HTTP plumbing: parse requests, apply injected faults, write answers, record exchanges.
+
+Standard library only (``http.server.ThreadingHTTPServer``): one thread per connection, HTTP/1.1
+keep-alive so pooled clients behave as they would against Calendly. Quiet by design:
+``log_message`` is silenced, so neither request lines nor Authorization headers reach stderr.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from .api import ApiRequest, CalendlyApi, bearer_token
+from .errors import TOO_MANY_REQUESTS, error_body
+from .faults import PASS_THROUGH, Fault
+from .journal import Exchange
+from .state import Store
+
+JSON = "application/json; charset=utf-8"
+ADMIN_PREFIX = "/_sandbox"
+_HTML = (
+    b"<!DOCTYPE html><html><head><title>502 Bad Gateway</title></head>"
+    b"<body><h1>502 Bad Gateway</h1><p>The upstream server is unavailable.</p></body></html>"
+)
+
+AdminHandler = Callable[[str, str, dict[str, list[str]], bytes], tuple[int, Any]]
+
+
+@dataclass
+class Runtime:
+    """What request threads need from the sandbox that owns the server."""
+
+    store: Store
+    api: CalendlyApi
+    admin: AdminHandler
+    stopping: threading.Event  # set on stop(): cuts stalls short
+
+
+class SandboxServer(ThreadingHTTPServer):
+    """A threading HTTP server that never waits for its handler threads on close."""
+
+    daemon_threads = True
+    block_on_close = False
+    allow_reuse_address = True
+
+    def __init__(self, address: tuple[str, int], runtime: Runtime) -> None:
+        self.runtime = runtime
+        super().__init__(address, SandboxHandler)
+
+
+class SandboxHandler(BaseHTTPRequestHandler):
+    """Routes ``/_sandbox/...`` to the admin API and everything else to the Calendly API."""
+
+    protocol_version = "HTTP/1.1"
+    server_version = "CalendlySandbox/1.0"
+    timeout = 60  # idle keep-alive connections are dropped after a minute
+    server: SandboxServer
+
+    def version_string(self) -> str:
+        return self.server_version
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Silenced: the sandbox is quiet by default and must never log credentials."""
+
+    def do_GET(self) -> None:
+        self._dispatch()
+
+    def do_POST(self) -> None:
+        self._dispatch()
+
+    def do_DELETE(self) -> None:
+        self._dispatch()
+
+    def do_PUT(self) -> None:
+        self._dispatch()
+
+    def do_PATCH(self) -> None:
+        self._dispatch()
+
+    # Request side -----------------------------------------------------------------------------
+    def _read_body(self) -> bytes:
+        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+            chunks = []
+            while True:
+                size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+                if size == 0:
+                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                        pass  # trailers
+                    return b"".join(chunks)
+                chunks.append(self.rfile.read(size))
+                self.rfile.readline()
+        length = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(length) if length > 0 else b""
+
+    def _dispatch(self) -> None:
+        started = time.time()
+        target = urlsplit(self.path)
+        path = unquote(target.path)
+        query = parse_qs(target.query, keep_blank_values=True)
+        body = self._read_body()
+        if path == ADMIN_PREFIX or path.startswith(ADMIN_PREFIX + "/"):
+            self._admin(path, query, body)
+            return
+        runtime = self.server.runtime
+        request_headers = dict(self.headers.items())
+        request = ApiRequest(
+            method=self.command,
+            path=path,
+            query=query,
+            headers={k.lower(): v for k, v in request_headers.items()},
+            body=body,
+        )
+        fault = runtime.store.take_fault(self.command, path)
+        if fault is not None and fault.kind == "stall":
+            runtime.stopping.wait(float(fault.options["seconds"]))
+        if fault is not None and fault.kind not in PASS_THROUGH:
+            status, headers, payload = self._fault_answer(fault, request)
+            user_uuid = None
+        else:
+            response = runtime.api.handle(request)
+            status, headers, user_uuid = response.status, response.headers, response.user_uuid
+            payload = b""
+            if response.body is not None:
+                payload = json.dumps(response.body).encode()
+                headers["Content-Type"] = JSON
+        sent = self._answer(status, headers, payload, fault)
+        runtime.store.record_exchange(
+            Exchange(
+                method=self.command,
+                path=path,
+                query=query,
+                request_headers=request_headers,
+                request_body=body,
+                status=status,
+                response_headers=headers,
+                response_body=sent,
+                faulted=fault is not None,
+                fault_kind=fault.kind if fault else None,
+                user_uuid=user_uuid,
+                started_at=started,
+                duration=time.time() - started,
+            )
+        )
+
+    # Response side ----------------------------------------------------------------------------
+    def _fault_answer(self, fault: Fault, request: ApiRequest) -> tuple[int, dict, bytes]:
+        store = self.server.runtime.store
+        token = bearer_token(request.headers.get("authorization")) or ""
+        user = store.user_for_token(token) if token else None
+        budget = store.peek_budget(token, user, time.time()).headers()
+        options = fault.options
+        if fault.kind == "status":
+            headers = {**budget, "Content-Type": JSON}
+            if options["retry_after"] is not None:
+                headers["Retry-After"] = str(options["retry_after"])
+            body = options["body"] if options["body"] is not None else error_body(options["status"])
+            return options["status"], headers, json.dumps(body).encode()
+        if fault.kind == "rate_limit":
+            reset = str(options["reset"])
+            headers = {
+                **budget,
+                "X-RateLimit-Remaining": "0",
+                "X-RateLimit-Reset": reset,
+                "Retry-After": reset,
+                "Content-Type": JSON,
+            }
+            title, message = TOO_MANY_REQUESTS
+            return 429, headers, json.dumps({"title": title, "message": message}).encode()
+        if fault.kind == "non_json":
+            return options["status"], {"Content-Type": "text/html; charset=utf-8"}, _HTML
+        if fault.kind == "redirect":
+            return options["status"], {**budget, "Location": options["location"]}, b""
+        return 0, {}, b""  # disconnect: nothing is sent
+
+    def _answer(self, status: int, headers: dict, payload: bytes, fault: Fault | None) -> bytes:
+        """Write the answer (or break it off, as the fault says); returns the bytes sent."""
+        if fault is not None and fault.kind == "disconnect":
+            self.close_connection = True
+            return b""
+        truncated = fault is not None and fault.kind == "truncated"
+        self.send_response(status)
+        for name, value in headers.items():
+            self.send_header(name, value)
+        if status != 204:
+            headers["Content-Length"] = str(len(payload))
+            self.send_header("Content-Length", headers["Content-Length"])
+        if truncated:
+            payload = payload[: len(payload) // 2]
+            self.send_header("Connection", "close")
+            self.close_connection = True
+        self.end_headers()
+        self.wfile.write(payload)
+        self.wfile.flush()
+        return payload
+
+    def _admin(self, path: str, query: dict[str, list[str]], body: bytes) -> None:
+        if not ipaddress.ip_address(self.client_address[0]).is_loopback:
+            status, answer = (
+                403,
+                {"title": "Permission Denied", "message": "Admin API is loopback-only"},
+            )
+        else:
+            status, answer = self.server.runtime.admin(self.command, path, query, body)
+        payload = json.dumps(answer).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", JSON)
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
