@@ -61,6 +61,9 @@ class SandboxHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "CalendlySandbox/1.0"
     timeout = 60  # idle keep-alive connections are dropped after a minute
+    # Headers and body leave in separate writes; with Nagle's algorithm a keep-alive client
+    # would wait ~40 ms (delayed ACK) for every body after the first.
+    disable_nagle_algorithm = True
     server: SandboxServer
 
     def version_string(self) -> str:
@@ -130,7 +133,14 @@ class SandboxHandler(BaseHTTPRequestHandler):
             if response.body is not None:
                 payload = json.dumps(response.body).encode()
                 headers["Content-Type"] = JSON
-        sent = self._answer(status, headers, payload, fault)
+        kind = fault.kind if fault is not None else None
+        sent = b"" if kind == "disconnect" else payload
+        if kind != "disconnect" and status != 204:
+            headers["Content-Length"] = str(len(payload))
+        if kind == "truncated":
+            sent = payload[: len(payload) // 2]  # the declared length stays the full one
+            headers["Connection"] = "close"
+        # Recorded before the answer leaves, so a client that has its answer finds it logged.
         runtime.store.record_exchange(
             Exchange(
                 method=self.command,
@@ -142,12 +152,13 @@ class SandboxHandler(BaseHTTPRequestHandler):
                 response_headers=headers,
                 response_body=sent,
                 faulted=fault is not None,
-                fault_kind=fault.kind if fault else None,
+                fault_kind=kind,
                 user_uuid=user_uuid,
                 started_at=started,
                 duration=time.time() - started,
             )
         )
+        self._write(status, headers, sent, disconnect=kind == "disconnect")
 
     # Response side ----------------------------------------------------------------------------
     def _fault_answer(self, fault: Fault, request: ApiRequest) -> tuple[int, dict, bytes]:
@@ -179,26 +190,17 @@ class SandboxHandler(BaseHTTPRequestHandler):
             return options["status"], {**budget, "Location": options["location"]}, b""
         return 0, {}, b""  # disconnect: nothing is sent
 
-    def _answer(self, status: int, headers: dict, payload: bytes, fault: Fault | None) -> bytes:
-        """Write the answer (or break it off, as the fault says); returns the bytes sent."""
-        if fault is not None and fault.kind == "disconnect":
+    def _write(self, status: int, headers: dict, sent: bytes, *, disconnect: bool) -> None:
+        """Write the answer exactly as recorded (a disconnect writes nothing and hangs up)."""
+        if disconnect:
             self.close_connection = True
-            return b""
-        truncated = fault is not None and fault.kind == "truncated"
+            return
         self.send_response(status)
         for name, value in headers.items():
-            self.send_header(name, value)
-        if status != 204:
-            headers["Content-Length"] = str(len(payload))
-            self.send_header("Content-Length", headers["Content-Length"])
-        if truncated:
-            payload = payload[: len(payload) // 2]
-            self.send_header("Connection", "close")
-            self.close_connection = True
+            self.send_header(name, value)  # "Connection: close" also ends keep-alive here
         self.end_headers()
-        self.wfile.write(payload)
+        self.wfile.write(sent)
         self.wfile.flush()
-        return payload
 
     def _admin(self, path: str, query: dict[str, list[str]], body: bytes) -> None:
         if not ipaddress.ip_address(self.client_address[0]).is_loopback:
