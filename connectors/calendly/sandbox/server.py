@@ -87,6 +87,12 @@ class SandboxHandler(BaseHTTPRequestHandler):
     def do_PATCH(self) -> None:
         self._dispatch()
 
+    def do_HEAD(self) -> None:  # no Calendly operation: a JSON 404, minus the body
+        self._dispatch()
+
+    def do_OPTIONS(self) -> None:
+        self._dispatch()
+
     # Request side -----------------------------------------------------------------------------
     def _read_body(self) -> bytes:
         if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
@@ -199,7 +205,8 @@ class SandboxHandler(BaseHTTPRequestHandler):
         for name, value in headers.items():
             self.send_header(name, value)  # "Connection: close" also ends keep-alive here
         self.end_headers()
-        self.wfile.write(sent)
+        if self.command != "HEAD":
+            self.wfile.write(sent)
         self.wfile.flush()
 
     def _admin(self, path: str, query: dict[str, list[str]], body: bytes) -> None:
@@ -215,4 +222,5 @@ class SandboxHandler(BaseHTTPRequestHandler):
         self.send_header("Content-Type", JSON)
         self.send_header("Content-Length", str(len(payload)))
         self.end_headers()
-        self.wfile.write(payload)
+        if self.command != "HEAD":
+            self.wfile.write(payload)

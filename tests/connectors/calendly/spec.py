@@ -164,6 +164,13 @@ def _operations() -> list[tuple[re.Pattern[str], str]]:
     ]
 
 
+def operation_template(method: str, path: str) -> str | None:
+    """The document's path template for a request (e.g. ``/users/{uuid}``), if it has one
+    with that method; handy for asserting which operations a test exercised."""
+    found = _operation(method, path)
+    return found[0] if found is not None and found[1] is not None else None
+
+
 def _operation(method: str, path: str) -> tuple[str, dict[str, Any] | None] | None:
     """(template, operation or None if the method is not defined), or None for unknown paths."""
     for regex, template in _operations():
