@@ -21,6 +21,7 @@ from . import errors
 from .errors import ApiError, forbidden, invalid, not_found
 from .params import QueryParams, parse_uri
 from .records import Invitee, ScheduledEvent, Subscription, User
+from .resources import Renderer
 from .state import Store, new_uuid, utcnow
 
 # FACTS.md adds the no-show events to the three the 2023 OpenAPI document lists.
@@ -132,7 +133,7 @@ class CalendlyApi:
 
     # Helpers ----------------------------------------------------------------------------------
     @property
-    def render(self):
+    def render(self) -> Renderer:
         return self.store.renderer
 
     def _cursor(self, request: ApiRequest, params: QueryParams) -> tuple[int, int]:
