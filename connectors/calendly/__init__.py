@@ -1,0 +1,11 @@
+"""Calendly (API v2) connector: ``connector`` is what the registry finds.
+
+Layout, to copy for a new application: ``connector.py`` declares the connector (credential
+type, resource functions, validation, budget), ``actions.py`` the actions, ``schemas.py`` the
+output schemas, ``webhooks.py`` subscriptions and signature checks. ``sandbox/`` is a local
+Calendly look-alike for tests and demos (not part of the connector).
+"""
+
+from .connector import connector
+
+__all__ = ["connector"]
