@@ -75,9 +75,15 @@ def _seconds(value: float) -> str:
     return f"{value:g}"
 
 
-def retry_after(headers: Mapping[str, str], now: float | None = None) -> float | None:
-    """Seconds the server asks us to wait: ``Retry-After`` (seconds or an HTTP date), else
-    ``X-RateLimit-Reset`` (seconds until the window resets, or a Unix time)."""
+def retry_after(
+    headers: Mapping[str, str], *, rate_limited: bool = False, now: float | None = None
+) -> float | None:
+    """Seconds the server asks us to wait: ``Retry-After`` (seconds or an HTTP date), else,
+    for a 429, ``X-RateLimit-Reset`` (seconds until the window resets, or a Unix time).
+
+    APIs such as Calendly send X-RateLimit-* on every answer, so the reset only means
+    "wait" when the request was refused for the rate limit.
+    """
     value = headers.get("Retry-After")
     if value:
         value = value.strip()
@@ -93,7 +99,7 @@ def retry_after(headers: Mapping[str, str], now: float | None = None) -> float |
                     moment = moment.replace(tzinfo=UTC)
                 current = datetime.now(UTC).timestamp() if now is None else now
                 return max(0.0, moment.timestamp() - current)
-    reset = headers.get("X-RateLimit-Reset")
+    reset = headers.get("X-RateLimit-Reset") if rate_limited else None
     if reset:
         try:
             seconds = float(reset.strip())
@@ -233,7 +239,7 @@ class HttpClient:
 
             error = self._status_error(method, current, response, raw, attempts)
             can_retry = status == 429 or (status >= 500 and idempotent)
-            wait = retry_after(response.headers)
+            wait = retry_after(response.headers, rate_limited=status == 429)
             if wait is not None and wait > self.runtime.max_retry_wait:
                 can_retry = False  # come back later rather than hold a worker for that long
             if not can_retry or failures >= self.runtime.max_retries:
@@ -384,7 +390,7 @@ class HttpClient:
         title = self.scrubber.text(title) if title else None
         api_message = self.scrubber.text(api_message) if api_message else None
         details = self.scrubber.data(details)
-        wait = retry_after(response.headers)
+        wait = retry_after(response.headers, rate_limited=status == 429)
         explained = _explain(title, api_message, details)
         reason = title or response.reason or "error"
         if status == 401:
@@ -414,7 +420,7 @@ class HttpClient:
             message = f"{message}: {explained}"
         if attempts > 1:
             message = f"{message} (after {attempts} attempts)"
-        if not message.endswith((".", ")")):
+        if not message.endswith("."):
             message += "."
         return cls(
             self.scrubber.text(message), status=status, title=title, api_message=api_message,
