@@ -257,7 +257,9 @@ class Connector:
                 memo[function] = self._resolve(client, function, key, credentials, runtime)
             return memo[function]
 
-        values = filtering.build_input(action, filters, context=context, resolve=resolve)
+        values = filtering.build_input(
+            action, filters, context=context, resolve=resolve, functions=self.resource_functions
+        )
         if document is not None and not action.accepts_document:
             raise FilterError(f"{action.name} takes no document; pass its input as filters.")
         path, query, body = filtering.render(action, values)

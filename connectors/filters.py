@@ -217,9 +217,19 @@ def build_input(
     *,
     context: Mapping[str, Any] | None = None,
     resolve: Resolver,
+    functions: Iterable[str] | None = None,
 ) -> dict[str, Any]:
-    """The action's input from filter rows: substituted, defaulted, coerced and validated."""
+    """The action's input from filter rows: substituted, defaulted, coerced and validated.
+
+    With ``functions`` (the connector's resource function names), rows that use references
+    are first checked without resolving anything, so a mistake in a literal value is
+    reported before a resource function costs a request.
+    """
     rows = normalise(filters)
+    if functions is not None and _uses_references(action, rows):
+        problems = _static_problems(action, rows, functions, context)
+        if problems:
+            raise problems[0]
 
     def value_of(key: str, raw: Any) -> Any:
         return substitute(raw, key, context=context, resolve=resolve)
@@ -242,24 +252,51 @@ def check(action: Action, filters: Rows, functions: Iterable[str]) -> list[str]:
     """Problems with filter rows found without a credential or context (for editors):
     unknown keys, unknown placeholders, malformed references, missing required keys and
     literal values of the wrong type. An empty list means nothing is known to be wrong."""
-    known = set(functions)
-    problems: list[str] = []
-    dynamic: set[str] = set()
     try:
         rows = normalise(filters)
     except FilterError as error:
         return [str(error)]
+    return [str(problem) for problem in _static_problems(action, rows, functions)]
+
+
+def _uses_references(action: Action, rows: list[tuple[str, Any]]) -> bool:
+    if any(placeholders(value) for _, value in rows):
+        return True
+    given = {split_key(key)[0] for key, _ in rows}
+    return any(p.default is not None and p.name not in given for p in action.params)
+
+
+def _static_problems(
+    action: Action,
+    rows: list[tuple[str, Any]],
+    functions: Iterable[str],
+    context: Mapping[str, Any] | None = None,
+) -> list[FilterError]:
+    """Problems visible without resolving placeholders; ``{{ }}`` paths are looked up when
+    the context is known (a run), only parsed when it is not (an editor)."""
+    known = set(functions)
+    problems: list[FilterError] = []
+    dynamic: set[str] = set()
 
     def value_of(key: str, raw: Any) -> Any:
         refs = placeholders(raw)
         for kind, name in refs:
             if kind == "function" and name not in known:
-                problems.append(unknown_function(name, key, known).message)
+                problems.append(unknown_function(name, key, known))
             elif kind == "path":
                 try:
-                    paths.parse(name)
+                    if context is None:
+                        paths.parse(name)
+                    else:
+                        reference(name, key, context)
                 except ValueError as error:
-                    problems.append(f"{{{{ {name} }}}} in `{key}` is not a valid path: {error}.")
+                    problems.append(
+                        FilterError(
+                            f"{{{{ {name} }}}} in `{key}` is not a valid path: {error}.", key=key
+                        )
+                    )
+                except FilterError as error:
+                    problems.append(error)
         if refs:
             dynamic.add(split_key(key)[0])
             return _UNSET
@@ -268,7 +305,7 @@ def check(action: Action, filters: Rows, functions: Iterable[str]) -> list[str]:
     try:
         values = _collect(action, rows, value_of)
     except FilterError as error:
-        return [*problems, str(error)]
+        return [*problems, error]
     for param in action.params:
         if param.name not in values and param.default is not None:
             values[param.name] = value_of(param.name, param.default)
@@ -278,9 +315,9 @@ def check(action: Action, filters: Rows, functions: Iterable[str]) -> list[str]:
             literal[name] = _ANY_VALUE[action.params_by_name[name].type]
         else:
             literal[name] = coerce(value, action.params_by_name[name].schema)
-    for key, message, _ in _problems(action, literal):
+    for key, message, allowed in _problems(action, literal):
         if key is None or split_key(key)[0] not in dynamic:
-            problems.append(message)
+            problems.append(FilterError(message, key=key, allowed=allowed))
     return problems
 
 
