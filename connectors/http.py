@@ -27,7 +27,9 @@ from __future__ import annotations
 import email.utils
 import json
 import logging
+import os
 import random
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -112,6 +114,52 @@ def retry_after(
     return None
 
 
+class _Shared:
+    """Marks a transport shared by every session of the process: a session's ``close()``
+    must not close the connections other sessions are using."""
+
+    def close(self) -> None:
+        return None
+
+
+class SharedAdapter(_Shared, HTTPAdapter):
+    """A process-wide connection pool for destinations outside the network policy."""
+
+
+class SharedGuardedAdapter(_Shared, GuardedAdapter):
+    """A process-wide connection pool whose connections obey one network policy."""
+
+
+_transports: dict[NetworkPolicy | None, HTTPAdapter] = {}
+_transports_lock = threading.Lock()
+# A forked worker (Celery prefork) must not use sockets its parent opened.
+os.register_at_fork(after_in_child=_transports.clear)
+
+
+def transport(policy: NetworkPolicy | None, *, shared: bool) -> HTTPAdapter:
+    """The connection pool a session mounts.
+
+    Shared pools let one credential use reuse the TCP/TLS connection a previous use opened
+    (a TLS handshake is most of a short API call). Connections carry no identity: the
+    Authorization header is set per request and cookies live in the per-use session. Pools
+    are keyed by network policy, since a connection is checked against the policy only when
+    it is opened.
+    """
+    if not shared:
+        if policy is not None:
+            return GuardedAdapter(policy, pool_connections=1, pool_maxsize=4)
+        return HTTPAdapter(pool_connections=1, pool_maxsize=4)
+    with _transports_lock:
+        adapter = _transports.get(policy)
+        if adapter is None:
+            if policy is not None:
+                adapter = SharedGuardedAdapter(policy, pool_connections=16, pool_maxsize=16)
+            else:
+                adapter = SharedAdapter(pool_connections=16, pool_maxsize=16)
+            _transports[policy] = adapter
+        return adapter
+
+
 class HttpClient:
     """Sends one credential's requests; a context manager around one ``requests.Session``.
 
@@ -153,10 +201,7 @@ class HttpClient:
             }
         )
         session.headers.update(headers)
-        if policy is not None:
-            adapter: HTTPAdapter = GuardedAdapter(policy, pool_connections=1, pool_maxsize=4)
-        else:
-            adapter = HTTPAdapter(pool_connections=1, pool_maxsize=4)
+        adapter = transport(policy, shared=runtime.reuse_connections)
         session.mount("https://", adapter)
         session.mount("http://", adapter)
         self.session = session

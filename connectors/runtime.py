@@ -41,6 +41,8 @@ class Runtime:
                             although they are not public (tests, on-premises destinations).
     ``max_pages``           safety cap on pages fetched by one paginated action.
     ``max_response_bytes``  larger answers raise ``InvalidResponse`` instead of filling memory.
+    ``reuse_connections``   keep connections open across credential uses in this process
+                            (pooled per network policy; sessions and cookies stay per use).
     ``trust_env``           honour HTTP(S)_PROXY and .netrc from the environment. Off: .netrc
                             could replace a connector's Authorization header. Never applied to
                             destinations under the network policy.
@@ -61,6 +63,7 @@ class Runtime:
     max_pages: int = 100
     max_response_bytes: int = 10 * 1024 * 1024
     user_agent: str = DEFAULT_USER_AGENT
+    reuse_connections: bool = True
     trust_env: bool = False
     sleep: Callable[[float], None] = time.sleep
     network_policy: NetworkPolicy = field(init=False, repr=False)

@@ -146,7 +146,7 @@ class Scrubber:
 
     def __init__(self, secrets: Iterable[str] = ()) -> None:
         needles: set[str] = set()
-        for value in secrets:
+        for value in set(secrets):
             if value:
                 needles |= _variants(value)
         # Longest first so a secret containing another secret is replaced whole.

@@ -29,6 +29,7 @@ class Recorded:
     query: dict[str, list[str]]
     headers: dict[str, str]
     body: bytes
+    client_port: int = 0  # the same port on two requests means one reused connection
 
     def header(self, name: str) -> str | None:
         wanted = name.lower()
@@ -81,6 +82,7 @@ class RecordingServer:
                     parse_qs(target.query, keep_blank_values=True),
                     dict(self.headers.items()),
                     body,
+                    self.client_address[1],
                 )
                 with owner._lock:
                     owner.requests.append(recorded)
