@@ -359,3 +359,37 @@ def test_server_answers_inside_an_echo_are_kept_out_of_summaries():
     assert server.requests[0].query == {"api_token": ["abc-123-secretish"]}
     assert result.requests[0].query == (("api_token", "***"),)
     assert "abc-123" not in str(result.request)
+
+
+# Connection reuse -----------------------------------------------------------------------------
+def test_connections_are_reused_across_credential_uses_but_cookies_are_not():
+    def respond(request):
+        return Reply(
+            200, {"ok": True}, {"Set-Cookie": f"session={request.header('Authorization')}"}
+        )
+
+    rest = get_connector("rest")
+    runtime = Runtime(allowed_private_hosts={"127.0.0.1"}, rate_limiter=Unlimited())
+    with RecordingServer(respond) as server:
+        for token in ("tenant-a-token", "tenant-b-token"):
+            credentials = Credentials(
+                type="rest",
+                fields={"base_url": server.url, "auth_type": "bearer"},
+                secrets={"token": token},
+            )
+            rest.run_action("get_json", credentials, runtime=runtime)
+
+    first, second = server.requests
+    assert first.client_port == second.client_port
+    assert second.header("Cookie") is None
+    assert second.header("Authorization") == "Bearer tenant-b-token"
+
+
+def test_without_reuse_every_credential_use_opens_its_own_connection(calendly, runtime):
+    with RecordingServer(lambda request: Reply(200, {"resource": {}})) as server:
+        fresh = runtime.replace(base_urls={"calendly": server.url}, reuse_connections=False)
+        calendly.run_action("users/me", OWNER, runtime=fresh)
+        calendly.run_action("users/me", OWNER, runtime=fresh)
+
+    first, second = server.requests
+    assert first.client_port != second.client_port

@@ -229,3 +229,15 @@ def test_validate_reports_refused_credentials(rest):
 def test_validate_refuses_internal_destinations(rest):
     with pytest.raises(UnsafeDestination):
         rest.validate(creds("http://169.254.169.254/"), runtime=STRICT)
+
+
+def test_a_pooled_connection_does_not_outlive_the_policy_that_allowed_it(rest, destination):
+    # A host name, so that only the connect-time check (after resolution) can refuse it.
+    by_name = destination.url.replace("127.0.0.1", "localhost")
+    loopback = STRICT.replace(allowed_private_hosts={"127.0.0.1", "::1"})
+    rest.run_action("get_json", creds(by_name), runtime=loopback)
+
+    with pytest.raises(UnsafeDestination):
+        rest.run_action("get_json", creds(by_name), runtime=STRICT)
+
+    assert len(destination.requests) == 1
