@@ -29,6 +29,7 @@ import json
 import logging
 import os
 import random
+import re
 import threading
 import time
 from collections.abc import Mapping, Sequence
@@ -54,6 +55,7 @@ _MAX_REDIRECTS = 5
 _MAX_MESSAGE = 400
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _FOLLOWABLE = frozenset({"GET", "HEAD"})
+_HEADER_VALUE = re.compile(r"^[^\x00-\x1f\x7f]*$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -233,8 +235,17 @@ class HttpClient:
         data = None
         extra = dict(headers or {})
         if body is not None:
-            data = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
+            try:
+                data = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
+            except (TypeError, ValueError) as error:
+                raise errors.FilterError(
+                    f"The document cannot be sent as JSON ({type(error).__name__}: it holds "
+                    "something other than objects, lists, text, numbers, booleans and null)."
+                ) from None
             extra["Content-Type"] = "application/json"
+        for name, value in extra.items():
+            if not _HEADER_VALUE.match(value):
+                raise errors.FilterError(f"The {name} header value contains control characters.")
         params = list(query)
         started = time.perf_counter()
         attempts = failures = 0
@@ -325,6 +336,12 @@ class HttpClient:
             raise _transport_error(service, error) from error
         except requests.exceptions.InvalidURL as error:
             raise errors.UnsafeDestination(f"The {service} URL is not valid.") from error
+        except requests.exceptions.RequestException as error:
+            # Anything else requests refuses (its messages may quote header values: not shown).
+            raise errors.TransportError(
+                f"The request to {service} could not be sent ({type(error).__name__}).",
+                retryable=False,
+            ) from None
         try:
             raw = (
                 b""

@@ -241,3 +241,26 @@ def test_a_pooled_connection_does_not_outlive_the_policy_that_allowed_it(rest, d
         rest.run_action("get_json", creds(by_name), runtime=STRICT)
 
     assert len(destination.requests) == 1
+
+
+def test_an_idempotency_key_cannot_inject_headers(rest, destination):
+    with pytest.raises(FilterError):
+        rest.run_action(
+            "post_json",
+            creds(destination.url),
+            document={"a": 1},
+            idempotency_key="run-1\r\nX-Admin: yes",
+            runtime=LOCAL,
+        )
+
+    assert destination.requests == []
+
+
+def test_a_document_that_is_not_json_is_refused_before_sending(rest, destination):
+    with pytest.raises(FilterError) as caught:
+        rest.run_action(
+            "post_json", creds(destination.url), document={"at": object()}, runtime=LOCAL
+        )
+
+    assert "cannot be sent as JSON" in str(caught.value)
+    assert destination.requests == []
