@@ -35,7 +35,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NoReturn
 from urllib.parse import urljoin, urlsplit
 
 import requests
@@ -246,66 +246,49 @@ class HttpClient:
         for name, value in extra.items():
             if not _HEADER_VALUE.match(value):
                 raise errors.FilterError(f"The {name} header value contains control characters.")
-        params = list(query)
-        started = time.perf_counter()
-        attempts = failures = 0
-        waited = 0.0
-        current = url
+        progress = _Progress(method, url, list(query), logged_query, time.perf_counter())
+        failures = 0
         while True:
-            attempts += 1
+            progress.attempts += 1
             try:
                 acquire(self.limiter, self.limiter_key)
-                response, raw = self._exchange(method, current, params, data, extra)
+                response, raw = self._exchange(method, progress.url, progress.params, data, extra)
             except errors.ConnectorError as error:
                 if not self._may_retry(error, idempotent, failures):
-                    self._record(
-                        method,
-                        current,
-                        params,
-                        logged_query,
-                        None,
-                        started,
-                        attempts,
-                        waited,
-                        error,
-                    )
-                    error.requests = tuple(self.summaries)
-                    raise
+                    self._fail(progress, error, None)
                 failures += 1
-                wait = self._backoff(failures)
-                waited += self._wait(wait, method, current, attempts, f"failed ({error})")
+                self._wait(progress, self._backoff(failures), f"failed ({error})")
                 continue
 
             status = response.status_code
             if status in _REDIRECTS and response.headers.get("Location"):
-                target = urljoin(current, response.headers["Location"])
-                error = self._redirect_error(method, current, target, status, attempts)
-                if error is None:
-                    current, params = target, []
-                    continue
-                self._fail(
-                    error, method, current, params, logged_query, status, started, attempts, waited
+                target = urljoin(progress.url, response.headers["Location"])
+                error = self._redirect_error(
+                    method, progress.url, target, status, progress.attempts
                 )
+                if error is not None:
+                    self._fail(progress, error, status)
+                progress.url, progress.params = target, []
+                continue
             if 200 <= status < 300:
-                data_out = self._parse(response, raw)
-                self._record(
-                    method, current, params, logged_query, status, started, attempts, waited
-                )
-                return HttpResponse(status, data_out, response.headers)
+                try:
+                    body_data = self._parse(response, raw)
+                except errors.ConnectorError as error:
+                    self._fail(progress, error, status)
+                self._record(progress, status)
+                return HttpResponse(status, body_data, response.headers)
 
-            error = self._status_error(method, current, response, raw, attempts)
+            error = self._status_error(method, progress.url, response, raw, progress.attempts)
             can_retry = status == 429 or (status >= 500 and idempotent)
             wait = retry_after(response.headers, rate_limited=status == 429)
             if wait is not None and wait > self.runtime.max_retry_wait:
                 can_retry = False  # come back later rather than hold a worker for that long
             if not can_retry or failures >= self.runtime.max_retries:
-                self._fail(
-                    error, method, current, params, logged_query, status, started, attempts, waited
-                )
+                self._fail(progress, error, status)
             failures += 1
-            if wait is None:
-                wait = self._backoff(failures)
-            waited += self._wait(wait, method, current, attempts, f"answered {status}")
+            self._wait(
+                progress, self._backoff(failures) if wait is None else wait, f"answered {status}"
+            )
 
     def _exchange(
         self, method: str, url: str, params: list, data: bytes | None, headers: dict
@@ -403,19 +386,19 @@ class HttpClient:
         ceiling = min(self.runtime.backoff_cap, self.runtime.backoff_base * 2 ** (failures - 1))
         return random.uniform(0, ceiling)  # noqa: S311 (jitter, not cryptography)
 
-    def _wait(self, seconds: float, method: str, url: str, attempt: int, what: str) -> float:
+    def _wait(self, progress: _Progress, seconds: float, what: str) -> None:
         logger.info(
             "%s %s %s; retrying in %.2f s (attempt %d of %d)",
-            method,
-            _summary_url(url, self.scrubber),
+            progress.method,
+            _summary_url(progress.url, self.scrubber),
             what,
             seconds,
-            attempt + 1,
+            progress.attempts + 1,
             self.runtime.max_retries + 1,
         )
         if seconds > 0:
             self.runtime.sleep(seconds)
-        return seconds
+        progress.waited += seconds
 
     def _redirect_error(
         self, method: str, current: str, target: str, status: int, attempts: int
@@ -515,40 +498,56 @@ class HttpClient:
 
     # Records ----------------------------------------------------------------------------------
     def _fail(
-        self, error: errors.ConnectorError, method: str, url: str, params: list,
-        logged_query: frozenset[str], status: int | None, started: float, attempts: int,
-        waited: float,
-    ) -> None:  # fmt: skip
-        self._record(method, url, params, logged_query, status, started, attempts, waited, error)
+        self, progress: _Progress, error: errors.ConnectorError, status: int | None
+    ) -> NoReturn:
+        self._record(progress, status, error)
         error.requests = tuple(self.summaries)
         raise error
 
     def _record(
-        self, method: str, url: str, params: list, logged_query: frozenset[str],
-        status: int | None, started: float, attempts: int, waited: float,
+        self,
+        progress: _Progress,
+        status: int | None,
         error: errors.ConnectorError | None = None,
-    ) -> None:  # fmt: skip
+    ) -> None:
+        logged = progress.logged_query
         query = tuple(
-            (name, self.scrubber.text(value) if name in logged_query else "***")
-            for name, value in params
+            (name, self.scrubber.text(value) if name in logged else "***")
+            for name, value in progress.params
         )
         summary = RequestSummary(
-            method=method,
-            url=_summary_url(url, self.scrubber),
+            method=progress.method,
+            url=_summary_url(progress.url, self.scrubber),
             status=status,
-            elapsed_ms=(time.perf_counter() - started) * 1000.0,
-            attempts=attempts,
+            elapsed_ms=(time.perf_counter() - progress.started) * 1000.0,
+            attempts=progress.attempts,
             query=query,
-            waited_s=waited,
+            waited_s=progress.waited,
             error=type(error).__name__ if error is not None else None,
         )
         self.summaries.append(summary)
         if logger.isEnabledFor(logging.DEBUG):
             logger.debug(
                 "%s %s -> %s in %.1f ms (%d attempt(s))",
-                method, summary.url, status if status is not None else summary.error,
-                summary.elapsed_ms, attempts,
-            )  # fmt: skip
+                summary.method,
+                summary.url,
+                status if status is not None else summary.error,
+                summary.elapsed_ms,
+                summary.attempts,
+            )
+
+
+@dataclass(slots=True)
+class _Progress:
+    """One request's state across its attempts and redirects."""
+
+    method: str
+    url: str
+    params: list[tuple[str, str]]
+    logged_query: frozenset[str]
+    started: float
+    attempts: int = 0
+    waited: float = 0.0
 
 
 def _summary_url(url: str, scrubber: Scrubber) -> str:
