@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass, replace
 from types import MappingProxyType
 from typing import Any
 from urllib.parse import urlsplit
@@ -18,7 +19,7 @@ from .errors import (
     InvalidResponse,
     UnknownAction,
 )
-from .http import HttpClient, Messages
+from .http import HttpClient, HttpResponse, Messages
 from .ratelimit import default_limiter
 from .results import Account, ActionResult, Subscription, Verification
 from .runtime import DEFAULT_RUNTIME, Runtime
@@ -230,26 +231,37 @@ class Connector:
         secret_values = _secret_param_values(action, filters)
         with self.session(credentials, runtime, extra_secrets=secret_values) as client:
             try:
-                return self._run(
-                    client,
-                    action,
-                    credentials,
-                    runtime,
-                    filters,
-                    context,
-                    document,
-                    limit,
-                    idempotency_key,
-                )
+                outbound = self._prepare(
+                    client, action, credentials, runtime,
+                    filters=filters, context=context, document=document,
+                    idempotency_key=idempotency_key,
+                )  # fmt: skip
+                if action.pagination is None:
+                    response = outbound.send(client)
+                    return ActionResult(
+                        action.name,
+                        response.status,
+                        response.data,
+                        requests=tuple(client.summaries),
+                    )
+                return self._paginate(client, action, outbound, limit, runtime)
             except ConnectorError as error:
                 error.requests = tuple(client.summaries)
                 raise
 
-    def _run(
-        self, client: HttpClient, action: Action, credentials: Credentials, runtime: Runtime,
-        filters: filtering.Rows, context: Mapping[str, Any] | None, document: Any,
-        limit: int | None, idempotency_key: str | None,
-    ) -> ActionResult:  # fmt: skip
+    def _prepare(
+        self,
+        client: HttpClient,
+        action: Action,
+        credentials: Credentials,
+        runtime: Runtime,
+        *,
+        filters: filtering.Rows = None,
+        context: Mapping[str, Any] | None = None,
+        document: Any = None,
+        idempotency_key: str | None = None,
+    ) -> _Outbound:
+        """The request an action's input describes (placeholders resolved on ``client``)."""
         memo: dict[str, Any] = {}
 
         def resolve(function: str, key: str) -> Any:
@@ -268,38 +280,42 @@ class Connector:
         headers = {}
         if idempotency_key and self.idempotency_header:
             headers[self.idempotency_header] = idempotency_key
-        idempotent = bool(action.idempotent or headers)
-        url = self.base_url_for(credentials, runtime) + path
-        if action.pagination is None:
-            response = client.send(
-                action.method, url, query=query, body=body, headers=headers,
-                idempotent=idempotent, logged_query=action.logged_query,
-            )  # fmt: skip
-            return ActionResult(
-                action.name, response.status, response.data, requests=tuple(client.summaries)
-            )
-        return self._paginate(client, action, url, query, body, headers, idempotent, limit, runtime)
+        return _Outbound(
+            method=action.method,
+            url=self.base_url_for(credentials, runtime) + path,
+            query=query,
+            body=body,
+            headers=headers,
+            # An idempotency key makes even a POST safe to repeat where it is honoured.
+            idempotent=bool(action.idempotent or headers),
+            logged_query=action.logged_query,
+        )
 
     def _paginate(
-        self, client: HttpClient, action: Action, url: str, query: list[tuple[str, str]],
-        body: Any, headers: dict[str, str], idempotent: bool, limit: int | None, runtime: Runtime,
-    ) -> ActionResult:  # fmt: skip
+        self,
+        client: HttpClient,
+        action: Action,
+        outbound: _Outbound,
+        limit: int | None,
+        runtime: Runtime,
+    ) -> ActionResult:
+        """Follow the next-page token until the end, ``limit`` items or the page cap."""
         pagination = action.pagination
         assert pagination is not None
         if limit is not None and limit < 1:
             raise FilterError("limit must be at least 1.")
         count_param = pagination.count_param
-        if limit is not None and count_param and all(k != count_param for k, _ in query):
-            query = [*query, (count_param, str(min(limit, pagination.max_count)))]
+        if limit is not None and count_param and all(k != count_param for k, _ in outbound.query):
+            # Ask for no more than needed when the caller did not choose a page size.
+            outbound = replace(
+                outbound,
+                query=[*outbound.query, (count_param, str(min(limit, pagination.max_count)))],
+            )
         items: list[Any] = []
         token: str | None = None
         pages = 0
         while True:
-            page_query = query if token is None else [*query, (pagination.token_param, token)]
-            response = client.send(
-                action.method, url, query=page_query, body=body, headers=headers,
-                idempotent=idempotent, logged_query=action.logged_query,
-            )  # fmt: skip
+            response = outbound.send(client, [(pagination.token_param, token)] if token else [])
             pages += 1
             page_items = pagination.items(response.data)
             if not isinstance(page_items, list):
@@ -313,17 +329,12 @@ class Connector:
                 truncated = token is not None or len(items) > limit
                 del items[limit:]
                 break
-            if token is None:
-                truncated = False
-                break
-            if pages >= runtime.max_pages:
-                truncated = True
+            if token is None or pages >= runtime.max_pages:
+                truncated = token is not None
                 break
         data = response.data
         if isinstance(data, dict):
-            data = _replace_at(
-                data, pagination.items_path if hasattr(pagination, "items_path") else None, items
-            )
+            data = _replace_at(data, getattr(pagination, "items_path", None), items)
         return ActionResult(
             action.name, response.status, data, items=items, pages=pages, truncated=truncated,
             requests=tuple(client.summaries),
@@ -362,11 +373,10 @@ class Connector:
         if cached is not None:
             return cached
         action = self.action(spec.action)
-        result = self._run(
-            client, action, credentials, runtime, spec.filters, None, None, None, None
-        )
+        outbound = self._prepare(client, action, credentials, runtime, filters=spec.filters)
+        response = outbound.send(client)
         try:
-            value = paths.lookup(result.data, spec.path)
+            value = paths.lookup(response.data, spec.path)
         except paths.PathNotFound:
             value = None
         if value is None:
@@ -484,6 +494,30 @@ class Connector:
         }
 
     as_dict = describe
+
+
+@dataclass(frozen=True, slots=True)
+class _Outbound:
+    """A prepared request: what ``HttpClient.send`` needs, built once per action run."""
+
+    method: str
+    url: str
+    query: list[tuple[str, str]]
+    body: Any
+    headers: dict[str, str]
+    idempotent: bool
+    logged_query: frozenset[str]
+
+    def send(self, client: HttpClient, extra_query: Sequence[tuple[str, str]] = ()) -> HttpResponse:
+        return client.send(
+            self.method,
+            self.url,
+            query=[*self.query, *extra_query] if extra_query else self.query,
+            body=self.body,
+            headers=self.headers,
+            idempotent=self.idempotent,
+            logged_query=self.logged_query,
+        )
 
 
 def _secret_param_values(action: Action, filters: filtering.Rows) -> list[str]:
