@@ -235,9 +235,8 @@ def build_input(
         return substitute(raw, key, context=context, resolve=resolve)
 
     values = _collect(action, rows, value_of)
-    for param in action.params:
-        if param.name not in values and param.default is not None:
-            values[param.name] = value_of(param.name, param.default)
+    for param in _defaulted(action, values):
+        values[param.name] = value_of(param.name, param.default)
     for name, value in values.items():
         values[name] = coerce(value, action.params_by_name[name].schema)
     problems = _problems(action, values)
@@ -259,11 +258,22 @@ def check(action: Action, filters: Rows, functions: Iterable[str]) -> list[str]:
     return [str(problem) for problem in _static_problems(action, rows, functions)]
 
 
+def _defaulted(action: Action, given: Iterable[str]) -> list[Param]:
+    """Parameters whose default applies: not given, and none of their ``default_unless``."""
+    present = set(given)
+    return [
+        p
+        for p in action.params
+        if p.default is not None
+        and p.name not in present
+        and not present.intersection(p.default_unless)
+    ]
+
+
 def _uses_references(action: Action, rows: list[tuple[str, Any]]) -> bool:
     if any(placeholders(value) for _, value in rows):
         return True
-    given = {split_key(key)[0] for key, _ in rows}
-    return any(p.default is not None and p.name not in given for p in action.params)
+    return bool(_defaulted(action, {split_key(key)[0] for key, _ in rows}))
 
 
 def _static_problems(
@@ -306,9 +316,8 @@ def _static_problems(
         values = _collect(action, rows, value_of)
     except FilterError as error:
         return [*problems, error]
-    for param in action.params:
-        if param.name not in values and param.default is not None:
-            values[param.name] = value_of(param.name, param.default)
+    for param in _defaulted(action, values):
+        values[param.name] = value_of(param.name, param.default)
     literal = {}
     for name, value in values.items():
         if name in dynamic or value is _UNSET:

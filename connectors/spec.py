@@ -151,8 +151,10 @@ class Param:
     ``https://api.calendly.com/scheduled_events/ABC`` is accepted and its last segment used,
     provided the segment before it is this collection. ``style="subpath"`` lets a path
     parameter hold several segments (``/v1/orders``), each still checked and encoded.
-    ``default`` may contain placeholders (``~{GetOrganizationUrl}~``); ``secret`` values are
-    masked in request summaries and scrubbed from error messages.
+    ``default`` may contain placeholders (``~{GetOrganizationUrl}~``) and applies only when
+    none of the keys in ``default_unless`` is given either (Calendly: ``user`` defaults to the
+    token's user unless ``organization`` is given). ``secret`` values are masked in request
+    summaries and scrubbed from error messages.
     """
 
     name: str
@@ -162,6 +164,7 @@ class Param:
     label: str = ""
     help: str = ""
     default: Any = None
+    default_unless: tuple[str, ...] = ()
     secret: bool = False
     uri_collection: str | None = None
     style: Literal["segment", "subpath"] = "segment"
@@ -305,6 +308,12 @@ class Action:
         parts.append((False, self.path[position:]))
         set_(self, "path_parts", tuple(p for p in parts if p[1] or p[0]))
 
+        for param in self.params:
+            unknown = set(param.default_unless) - set(by_name)
+            if unknown:
+                raise ValueError(
+                    f"{self.name}.{param.name}: default_unless names {sorted(unknown)}"
+                )
         for group in self.requires_any:
             unknown = set(group) - set(by_name)
             if unknown:
@@ -353,6 +362,7 @@ class Action:
                     "help": p.help,
                     "required": p.required,
                     "default": p.default,
+                    "default_unless": list(p.default_unless),
                     "secret": p.secret,
                     "schema": dict(p.schema),
                 }

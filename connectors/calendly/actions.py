@@ -95,7 +95,13 @@ ACTIONS: tuple[Action, ...] = (
         method="GET",
         path="/event_types",
         params=(
-            _uri("user", f"List this user's event types. {_USER}"),
+            _uri(
+                "user",
+                f"List this user's event types (default: yours, unless organization is given). "
+                f"{_USER}",
+                default="~{GetUserUrl}~",
+                default_unless=("organization",),
+            ),
             _uri("organization", f"List the organization's event types. {_ORGANIZATION}"),
             Param("active", "query", {"type": "boolean"}, help="Only active (true) or inactive."),
             _sort(("name", "position", "created_at", "updated_at"), "name:asc"),
@@ -112,7 +118,13 @@ ACTIONS: tuple[Action, ...] = (
         method="GET",
         path="/scheduled_events",
         params=(
-            _uri("user", f"Events hosted by this user. {_USER}"),
+            _uri(
+                "user",
+                f"Events hosted by this user (default: yours, unless organization is given). "
+                f"{_USER}",
+                default="~{GetUserUrl}~",
+                default_unless=("organization",),
+            ),
             _uri("organization", f"Events of the organization (owners/admins). {_ORGANIZATION}"),
             Param(
                 "invitee_email",

@@ -65,7 +65,6 @@ def test_validate_reads_the_token_from_the_environment(calendly_sandbox, token_e
 def test_run_takes_filters_and_a_limit(calendly_sandbox, token_env):
     completed = cli(
         "calendly", "run", "scheduled_events",
-        "--filter", "user=~{GetUserUrl}~",
         "--filter", "count=10",
         "--filter", "status=active",
         "--limit", "12",

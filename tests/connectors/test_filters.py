@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from connectors import Credentials, Runtime, Unlimited, get_connector
+from connectors import Action, Credentials, Param, Runtime, Unlimited, get_connector
 from connectors.errors import FilterError
 from connectors.filters import build_input, render
 
@@ -175,11 +175,29 @@ def test_a_missing_required_key_is_named(calendly):
     assert str(error).startswith("scheduled_event needs `uuid`")
 
 
-def test_one_of_several_keys_is_required(calendly):
-    error = refusal(calendly, "scheduled_events", [("status", "active")])
+def test_one_of_several_keys_is_required():
+    action = Action(
+        name="lookup",
+        label="Lookup",
+        method="GET",
+        path="/lookup",
+        params=(Param("email", "query"), Param("phone", "query")),
+        requires_any=(("email", "phone"),),
+    )
 
-    assert str(error) == "scheduled_events needs one of: user, organization."
-    assert error.allowed == ("user", "organization")
+    with pytest.raises(FilterError) as caught:
+        build_input(action, [("phone", "")], resolve=known_functions)
+
+    assert str(caught.value) == "lookup needs one of: email, phone."
+    assert caught.value.allowed == ("email", "phone")
+
+
+def test_a_default_can_give_way_to_another_key(calendly):
+    mine = build(calendly, "scheduled_events", [("status", "active")])
+    organization = build(calendly, "scheduled_events", [("organization", ORG)])
+
+    assert mine["user"] == "https://api.calendly.com/users/U1"
+    assert "user" not in organization
 
 
 def test_an_unknown_placeholder_lists_the_resource_functions(calendly):

@@ -159,6 +159,23 @@ def test_scheduled_events_follows_every_page(calendly, owner, runtime, calendly_
     assert api_calls(calendly_sandbox, "/scheduled_events") == 3
 
 
+def test_scheduled_events_are_the_tokens_own_unless_an_organization_is_named(
+    calendly, owner, runtime
+):
+    mine = calendly.run_action("scheduled_events", owner, runtime=runtime)
+    organization = calendly.run_action(
+        "scheduled_events",
+        owner,
+        filters=[("organization", "~{GetOrganizationUrl}~"), ("count", 100)],
+        runtime=runtime,
+    )
+
+    assert len(mine.items) == seed.OWNER_EVENT_COUNT
+    assert len(organization.items) == (
+        seed.OWNER_EVENT_COUNT + seed.ADMIN_EVENT_COUNT + seed.MEMBER_EVENT_COUNT
+    )
+
+
 def test_scheduled_events_stops_at_the_callers_limit(calendly, owner, runtime, calendly_sandbox):
     result = calendly.run_action(
         "scheduled_events",
