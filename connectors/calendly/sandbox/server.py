@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -53,6 +54,12 @@ class SandboxServer(ThreadingHTTPServer):
     def __init__(self, address: tuple[str, int], runtime: Runtime) -> None:
         self.runtime = runtime
         super().__init__(address, SandboxHandler)
+
+    def handle_error(self, request, client_address) -> None:
+        # A client that gave up (a read timeout in a test) is expected, not worth a traceback.
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            return
+        super().handle_error(request, client_address)
 
 
 class SandboxHandler(BaseHTTPRequestHandler):
@@ -110,6 +117,7 @@ class SandboxHandler(BaseHTTPRequestHandler):
 
     def _dispatch(self) -> None:
         started = time.time()
+        generation = self.server.runtime.store.generation
         target = urlsplit(self.path)
         path = unquote(target.path)
         query = parse_qs(target.query, keep_blank_values=True)
@@ -162,7 +170,8 @@ class SandboxHandler(BaseHTTPRequestHandler):
                 user_uuid=user_uuid,
                 started_at=started,
                 duration=time.time() - started,
-            )
+            ),
+            generation=generation,
         )
         self._write(status, headers, sent, disconnect=kind == "disconnect")
 

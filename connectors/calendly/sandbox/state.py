@@ -253,6 +253,9 @@ class Store:
         with self.lock:
             return [d for d in self.deliveries.values() if d.state == "pending"]
 
-    def record_exchange(self, exchange: Exchange) -> None:
+    def record_exchange(self, exchange: Exchange, *, generation: int) -> None:
+        """Log an exchange, unless a reset happened while it was being answered: a request
+        stalled across a reset belongs to the world before it, not to the next test's log."""
         with self.lock:
-            self.exchanges.append(exchange)
+            if generation == self.generation:
+                self.exchanges.append(exchange)
