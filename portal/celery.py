@@ -11,7 +11,7 @@ so that a backlog of one kind of work never starves another:
 
 import os
 
-from celery import Celery
+from celery import Celery, signals
 from kombu import Queue
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
@@ -28,3 +28,11 @@ app.conf.task_routes = {
     "portal.health": {"queue": "maintenance"},
 }
 app.autodiscover_tasks()
+
+
+@signals.worker_init.connect
+def _check_encryption_keys(**kwargs) -> None:
+    """A worker with the wrong encryption keys refuses to start, naming the key id."""
+    from portal.vault.checks import refuse_to_start_without_keys
+
+    refuse_to_start_without_keys()

@@ -94,6 +94,14 @@ CALENDLY_API_BASE_URL = os.environ.get("CALENDLY_API_BASE_URL", "https://api.cal
     "/"
 )
 
+# Patience with applications' APIs: every outbound request has both timeouts.
+PORTAL_CONNECTOR_CONNECT_TIMEOUT = float(env_int("PORTAL_CONNECTOR_CONNECT_TIMEOUT", 5))
+PORTAL_CONNECTOR_READ_TIMEOUT = float(env_int("PORTAL_CONNECTOR_READ_TIMEOUT", 30))
+
+# Hosts or networks (CIDR) that the generic REST connector may reach although they are
+# private or loopback: for on-premise destinations and tests. Empty: public addresses only.
+PORTAL_ALLOWED_PRIVATE_HOSTS = env_list("PORTAL_ALLOWED_PRIVATE_HOSTS", [])
+
 # How many reverse proxies stand in front of the portal and append to X-Forwarded-For.
 # Zero (the default) means the header is ignored: a client cannot forge its own address.
 PORTAL_TRUSTED_PROXY_COUNT = env_int("PORTAL_TRUSTED_PROXY_COUNT", 0)
@@ -110,11 +118,14 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "django_celery_beat",
+    "django_htmx",
     "portal.accounts",
     "portal.tenancy",
     "portal.api",
     "portal.ops",
     "portal.dashboard",
+    "portal.vault",
+    "portal.processflows",
 ]
 
 MIDDLEWARE = [
@@ -126,6 +137,7 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django.middleware.csp.ContentSecurityPolicyMiddleware",
 ]
@@ -212,6 +224,9 @@ else:
     # so a worker killed with SIGKILL delays its tasks instead of losing them.
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 900),
+        # Fail fast when Redis is down: intake must answer, and the outbox keeps the work.
+        "socket_connect_timeout": 2,
+        "socket_timeout": 5,
     }
 CELERY_TASK_DEFAULT_QUEUE = "maintenance"
 CELERY_TASK_ACKS_LATE = True
@@ -226,6 +241,22 @@ CELERY_TASK_IGNORE_RESULT = True
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+CELERY_BROKER_CONNECTION_TIMEOUT = 2
+CELERY_BEAT_SCHEDULE = {
+    "health": {"task": "portal.health", "schedule": 60.0},
+    "sweep-outbox": {
+        "task": "portal.maintenance.sweep",
+        "schedule": float(env_int("PORTAL_SWEEP_SECONDS", 10)),
+    },
+    "reconcile-subscriptions": {
+        "task": "portal.maintenance.reconcile_subscriptions",
+        "schedule": float(env_int("PORTAL_RECONCILE_SECONDS", 900)),
+    },
+    "revalidate-credentials": {
+        "task": "portal.maintenance.revalidate_credentials",
+        "schedule": float(env_int("PORTAL_CREDENTIAL_REVALIDATION_HOURS", 24) * 3600),
+    },
+}
 CELERY_TIMEZONE = "UTC"
 
 # --- REST API --------------------------------------------------------------------------------
@@ -263,6 +294,12 @@ SPECTACULAR_SETTINGS = {
     "SCHEMA_PATH_PREFIX": r"/api/v1",
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    # Several resources have a "status"; name each choice set after what it is the status of.
+    "ENUM_NAME_OVERRIDES": {
+        "CredentialStatusEnum": "portal.vault.models.CredentialStatus",
+        "RunStatusEnum": "portal.processflows.models.RunStatus",
+        "RegistrationStateEnum": "portal.processflows.models.RegistrationState",
+    },
 }
 
 # Requests larger than this are refused with 413 before any view reads them.
@@ -280,6 +317,19 @@ PORTAL_LOGIN_MAX_FAILURES_PER_CLIENT = env_int("PORTAL_LOGIN_MAX_FAILURES_PER_CL
 PORTAL_LOGIN_LOCKOUT_SECONDS = env_int("PORTAL_LOGIN_LOCKOUT_SECONDS", 15 * 60)
 PORTAL_INVITATION_DAYS = env_int("PORTAL_INVITATION_DAYS", 7)
 PORTAL_API_TOKEN_MAX_DAYS = env_int("PORTAL_API_TOKEN_MAX_DAYS", 366)
+
+# --- Processflows ----------------------------------------------------------------------------
+PORTAL_WEBHOOK_MAX_BYTES = env_int("PORTAL_WEBHOOK_MAX_BYTES", 256 * 1024)
+PORTAL_WEBHOOK_TOLERANCE_SECONDS = env_int("PORTAL_WEBHOOK_TOLERANCE_SECONDS", 180)
+# After a redeploy, deliveries signed for the previous subscription are accepted this long.
+PORTAL_WEBHOOK_KEY_GRACE_SECONDS = env_int("PORTAL_WEBHOOK_KEY_GRACE_SECONDS", 86400)
+# An outbox entry or queued run not done within this bound is published again.
+PORTAL_OUTBOX_REDELIVERY_SECONDS = env_int("PORTAL_OUTBOX_REDELIVERY_SECONDS", 60)
+# A worker holds a run for this long per step; a killed worker's run is retried after it.
+PORTAL_RUN_LEASE_SECONDS = env_int("PORTAL_RUN_LEASE_SECONDS", 120)
+PORTAL_RUN_MAX_ATTEMPTS = env_int("PORTAL_RUN_MAX_ATTEMPTS", 5)
+PORTAL_RUN_RETRY_BASE_SECONDS = env_int("PORTAL_RUN_RETRY_BASE_SECONDS", 10)
+PORTAL_RUN_RETRY_MAX_SECONDS = env_int("PORTAL_RUN_RETRY_MAX_SECONDS", 600)
 
 EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
 DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "Connect Portal <portal@localhost>")

@@ -15,6 +15,8 @@ urlpatterns = [
     path("", include("portal.tenancy.urls")),
     path("", include("portal.dashboard.urls")),
     path("", include("portal.api.page_urls")),
+    path("", include("portal.vault.urls")),
+    path("", include("portal.processflows.urls")),
     path("api/", include("portal.api.urls")),
     path("healthz", healthz, name="healthz"),
     path("admin/", admin.site.urls),

@@ -13,15 +13,22 @@ from rest_framework.routers import SimpleRouter
 
 from portal.api.api import ApiTokenViewSet, MeView
 from portal.api.errors import not_found
+from portal.processflows.api import EventViewSet, ProcessflowViewSet, RunViewSet
 from portal.tenancy.api import InvitationViewSet, MembershipViewSet, OrganizationViewSet
+from portal.vault.api import ApplicationViewSet, CredentialViewSet
 
 organizations = SimpleRouter(trailing_slash=True)
 organizations.register("organizations", OrganizationViewSet, basename="organization")
+organizations.register("applications", ApplicationViewSet, basename="application")
 
 tenant = SimpleRouter(trailing_slash=True)
 tenant.register("memberships", MembershipViewSet, basename="membership")
 tenant.register("invitations", InvitationViewSet, basename="invitation")
 tenant.register("tokens", ApiTokenViewSet, basename="token")
+tenant.register("credentials", CredentialViewSet, basename="credential")
+tenant.register("processflows", ProcessflowViewSet, basename="processflow")
+tenant.register("runs", RunViewSet, basename="run")
+tenant.register("events", EventViewSet, basename="event")
 
 app_name = "api"
 

@@ -2,7 +2,9 @@
 method, through the portal and the API, and changes nothing.
 
 A new route whose URL names an object must register how to make such an object in
-``OBJECT_FACTORIES`` (by URL keyword) or ``PK_KINDS`` (by route name, for API ``pk``).
+``OBJECT_FACTORIES`` (by URL keyword) or ``PK_KINDS`` (by route name, for API ``pk``); a
+keyword that names something every tenant shares (an installed application) goes in
+``SHARED_KEYWORDS``.
 """
 
 from __future__ import annotations
@@ -12,8 +14,17 @@ from django.urls import reverse
 
 from portal.api.models import ApiToken
 from portal.api.services import create_token
+from portal.processflows.models import Deployment, Processflow, Run, TriggerEvent
 from portal.tenancy.models import Invitation, Membership
 from portal.tenancy.services import invite_member
+from portal.vault.models import Credential
+from tests.factories import (
+    make_credential,
+    make_deployment,
+    make_event,
+    make_processflow,
+    make_run,
+)
 from tests.routes import tenant_routes
 
 METHODS = ["get", "post", "put", "patch", "delete"]
@@ -32,17 +43,58 @@ def _token(acme, cast):
     return create_token(acme, user=cast["owner"], name="acme-token", expires_in_days=30).token
 
 
+def _credential(acme, cast):
+    return make_credential(acme)
+
+
+def _processflow(acme, cast):
+    return make_processflow(acme, make_credential(acme))
+
+
+def _event(acme, cast):
+    return make_event(make_deployment(_processflow(acme, cast)))
+
+
+def _run(acme, cast):
+    return make_run(_event(acme, cast), status="failed")
+
+
 OBJECT_FACTORIES = {
     "membership_id": _membership,
     "invitation_id": _invitation,
     "token_id": _token,
+    "credential_id": _credential,
+    "processflow_id": _processflow,
+    "event_id": _event,
+    "run_id": _run,
 }
 PK_KINDS = {
     "api:membership-detail": "membership_id",
     "api:invitation-detail": "invitation_id",
     "api:token-detail": "token_id",
+    "api:credential-detail": "credential_id",
+    "api:credential-validate": "credential_id",
+    "api:credential-events": "credential_id",
+    "api:processflow-detail": "processflow_id",
+    "api:processflow-deploy": "processflow_id",
+    "api:processflow-undeploy": "processflow_id",
+    "api:processflow-deployment": "processflow_id",
+    "api:event-detail": "event_id",
+    "api:run-detail": "run_id",
+    "api:run-replay": "run_id",
 }
-MODELS = {"membership_id": Membership, "invitation_id": Invitation, "token_id": ApiToken}
+# URL keywords naming what every tenant shares, not an object of one organization.
+SHARED_KEYWORDS = {"application": "calendly"}
+MODELS = {
+    "membership_id": Membership,
+    "invitation_id": Invitation,
+    "token_id": ApiToken,
+    "credential_id": Credential,
+    "processflow_id": Processflow,
+    "deployment": Deployment,
+    "event_id": TriggerEvent,
+    "run_id": Run,
+}
 
 ROUTES = tenant_routes()
 
@@ -51,6 +103,9 @@ def _object_kwargs(route, acme, cast) -> dict:
     kwargs = {}
     for name in route.kwargs:
         if name == "org":
+            continue
+        if name in SHARED_KEYWORDS:
+            kwargs[name] = SHARED_KEYWORDS[name]
             continue
         kind = PK_KINDS.get(route.name) if name == "pk" else name
         if kind not in OBJECT_FACTORIES:
@@ -63,7 +118,14 @@ def _snapshot(acme):
     return {
         kind: sorted(model.objects.for_tenant(acme).values_list("pk", flat=True))
         for kind, model in MODELS.items()
-    } | {"roles": sorted(Membership.objects.for_tenant(acme).values_list("pk", "role"))}
+    } | {
+        "roles": sorted(Membership.objects.for_tenant(acme).values_list("pk", "role")),
+        "credentials": sorted(
+            Credential.objects.for_tenant(acme).values_list("pk", "name", "status", "updated_at")
+        ),
+        "deployments": sorted(Deployment.objects.for_tenant(acme).values_list("pk", "state")),
+        "runs": sorted(Run.objects.for_tenant(acme).values_list("pk", "status")),
+    }
 
 
 def test_the_generated_isolation_tests_cover_the_api_and_the_portal():
@@ -87,7 +149,10 @@ def test_outsider_gets_404_on_every_method_of_another_organizations_route(
     assert _snapshot(acme) == before
 
 
-@pytest.mark.parametrize("route", [r for r in ROUTES if len(r.kwargs) > 1], ids=lambda r: r.name)
+OBJECT_ROUTES = [r for r in ROUTES if set(r.kwargs) - {"org", *SHARED_KEYWORDS}]
+
+
+@pytest.mark.parametrize("route", OBJECT_ROUTES, ids=lambda r: r.name)
 def test_outsider_gets_404_for_another_organizations_object_under_their_own_organization(
     route, acme, cast, client, api, globex
 ):

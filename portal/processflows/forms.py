@@ -1,0 +1,260 @@
+"""The processflow editor: a trigger section and step rows, turned into a definition.
+
+Action-filter rows are typed one per line as ``key = value`` (repeated ``events[]`` lines
+build a list), as in the seed's action-filter grid. The definition checks everything else.
+"""
+
+from __future__ import annotations
+
+from django import forms
+
+from portal.vault import applications
+from portal.vault.selectors import list_credentials
+
+STEP_SLOTS = 6
+SCHEDULES = [
+    ("every", "Every N seconds"),
+    ("cron", "Cron expression"),
+    ("once", "Once, right after deploying"),
+]
+
+
+def parse_rows(text: str) -> list[list[str]]:
+    """``key = value`` lines to [[key, value], ...]; blank lines and ``#`` comments skipped."""
+    rows = []
+    for number, line in enumerate((text or "").splitlines(), start=1):
+        stripped = line.strip()
+        if not stripped or stripped.startswith("#"):
+            continue
+        key, sep, value = stripped.partition("=")
+        if not sep or not key.strip():
+            raise forms.ValidationError(f"Line {number}: write 'key = value'.")
+        rows.append([key.strip(), value.strip()])
+    return rows
+
+
+def format_rows(rows) -> str:
+    return "\n".join(f"{key} = {value}" for key, value in rows or [])
+
+
+def _action_choices():
+    return [("", "—")] + [
+        (f"{app.name}:{name}", f"{app.display_name} › {action.label}")
+        for app in applications.all_applications()
+        for name, action in app.actions.items()
+    ]
+
+
+def _credential_choices(organization):
+    return [("", "—")] + [
+        (str(c.pk), f"{applications.display_name(c.application)} › {c.name}")
+        for c in list_credentials(organization)
+    ]
+
+
+class ProcessflowForm(forms.Form):
+    name = forms.CharField(max_length=100)
+    description = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}))
+    trigger_type = forms.ChoiceField(
+        choices=[("webhook", "Triggered: the application calls the Processflow URL"),
+                 ("polling", "Polling: runs on a schedule")],
+        widget=forms.RadioSelect,
+    )  # fmt: skip
+    # Triggered
+    webhook_credential = forms.ChoiceField(required=False, label="Source credential")
+    webhook_events = forms.MultipleChoiceField(
+        required=False, widget=forms.CheckboxSelectMultiple, label="Events"
+    )
+    webhook_scope = forms.ChoiceField(
+        required=False, choices=[("organization", "organization"), ("user", "user")], label="Scope"
+    )
+    # Polling
+    schedule_kind = forms.ChoiceField(required=False, choices=SCHEDULES, label="Schedule")
+    every_seconds = forms.IntegerField(
+        required=False, min_value=10, initial=300, label="Every (seconds)"
+    )
+    cron = forms.CharField(
+        required=False, label="Cron (UTC)", help_text="minute hour day month weekday"
+    )
+    source_action = forms.ChoiceField(required=False, label="Source action (optional)")
+    source_credential = forms.ChoiceField(required=False, label="Source credential")
+    source_filters = forms.CharField(
+        required=False, widget=forms.Textarea(attrs={"rows": 3}), label="Source action filter"
+    )
+
+    def __init__(self, *args, organization, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.organization = organization
+        credentials = _credential_choices(organization)
+        actions = _action_choices()
+        self.fields["webhook_credential"].choices = credentials
+        self.fields["source_credential"].choices = credentials
+        self.fields["source_action"].choices = actions
+        events = sorted(
+            {
+                e
+                for app in applications.all_applications()
+                for e in applications.webhook_events(app.name)
+            }
+        )
+        self.fields["webhook_events"].choices = [(e, e) for e in events]
+        for n in range(STEP_SLOTS):
+            self.fields[f"step{n}_name"] = forms.CharField(required=False, label="Step name")
+            self.fields[f"step{n}_type"] = forms.ChoiceField(
+                required=False,
+                choices=[("action", "Run an action"), ("map", "Map fields into a document")],
+                label="Kind",
+            )
+            self.fields[f"step{n}_action"] = forms.ChoiceField(
+                required=False, choices=actions, label="Action"
+            )
+            self.fields[f"step{n}_credential"] = forms.ChoiceField(
+                required=False, choices=credentials, label="Credential"
+            )
+            self.fields[f"step{n}_filters"] = forms.CharField(
+                required=False,
+                widget=forms.Textarea(attrs={"rows": 3, "spellcheck": "false"}),
+                label="Action filter",
+            )
+            self.fields[f"step{n}_document"] = forms.CharField(
+                required=False, label="Document (optional)"
+            )
+            self.fields[f"step{n}_mapping"] = forms.CharField(
+                required=False,
+                widget=forms.Textarea(attrs={"rows": 3, "spellcheck": "false"}),
+                label="Mapping",
+            )
+
+    def step_rows(self):
+        """The step fields grouped per slot, for the template."""
+        return [
+            {
+                part: self[f"step{n}_{part}"]
+                for part in (
+                    "name",
+                    "type",
+                    "action",
+                    "credential",
+                    "filters",
+                    "document",
+                    "mapping",
+                )
+            }
+            | {"index": n}
+            for n in range(STEP_SLOTS)
+        ]
+
+    @staticmethod
+    def initial_from(flow, definition: dict) -> dict:
+        trigger = definition["trigger"]
+        initial = {
+            "name": flow.name,
+            "description": flow.description,
+            "trigger_type": trigger["type"],
+        }
+        if trigger["type"] == "webhook":
+            initial |= {
+                "webhook_credential": str(trigger["credential"]),
+                "webhook_events": trigger["events"],
+                "webhook_scope": trigger.get("scope", "organization"),
+            }
+        else:
+            schedule = trigger["schedule"]
+            kind = "once" if schedule.get("once") else "cron" if schedule.get("cron") else "every"
+            initial |= {
+                "schedule_kind": kind,
+                "every_seconds": schedule.get("every_seconds"),
+                "cron": schedule.get("cron", ""),
+            }
+            if trigger.get("source"):
+                source = trigger["source"]
+                initial |= {
+                    "source_action": f"{source['application']}:{source['action']}",
+                    "source_credential": str(source["credential"]),
+                    "source_filters": format_rows(source.get("filters")),
+                }
+        for n, step in enumerate(definition["steps"][:STEP_SLOTS]):
+            initial[f"step{n}_name"] = step["name"]
+            initial[f"step{n}_type"] = step.get("type", "action")
+            if step.get("type") == "map":
+                initial[f"step{n}_mapping"] = format_rows(step["mapping"].items())
+            else:
+                initial[f"step{n}_action"] = f"{step['application']}:{step['action']}"
+                initial[f"step{n}_credential"] = str(step["credential"])
+                initial[f"step{n}_filters"] = format_rows(step.get("filters"))
+                initial[f"step{n}_document"] = step.get("document", "")
+        return initial
+
+    def definition(self) -> dict:
+        """The definition typed into the form (checked later by clean_definition)."""
+        data = self.cleaned_data
+
+        def credential(value):
+            return int(value) if value and value.isdigit() else None
+
+        def rows(field):
+            try:
+                return parse_rows(data.get(field, ""))
+            except forms.ValidationError as error:
+                self.add_error(field, error)
+                raise
+
+        if data["trigger_type"] == "webhook":
+            cred = credential(data.get("webhook_credential"))
+            application = None
+            if cred is not None:
+                application = (
+                    list_credentials(self.organization)
+                    .filter(pk=cred)
+                    .values_list("application", flat=True)
+                    .first()
+                )
+            trigger = {
+                "type": "webhook",
+                "application": application,
+                "credential": cred,
+                "events": data.get("webhook_events") or [],
+                "scope": data.get("webhook_scope") or "organization",
+            }
+        else:
+            kind = data.get("schedule_kind") or "every"
+            schedule = (
+                {"once": True}
+                if kind == "once"
+                else {"cron": data.get("cron", "")}
+                if kind == "cron"
+                else {"every_seconds": data.get("every_seconds")}
+            )
+            source = None
+            if data.get("source_action"):
+                application, action = data["source_action"].split(":", 1)
+                source = {
+                    "application": application,
+                    "action": action,
+                    "credential": credential(data.get("source_credential")),
+                    "filters": rows("source_filters"),
+                }
+            trigger = {"type": "polling", "schedule": schedule, "source": source}
+        steps = []
+        for n in range(STEP_SLOTS):
+            name = (data.get(f"step{n}_name") or "").strip()
+            if not name:
+                continue
+            if data.get(f"step{n}_type") == "map":
+                steps.append(
+                    {"name": name, "type": "map", "mapping": dict(rows(f"step{n}_mapping"))}
+                )
+                continue
+            application, _, action = (data.get(f"step{n}_action") or ":").partition(":")
+            step = {
+                "name": name,
+                "type": "action",
+                "application": application or None,
+                "action": action,
+                "credential": credential(data.get(f"step{n}_credential")),
+                "filters": rows(f"step{n}_filters"),
+            }
+            if data.get(f"step{n}_document"):
+                step["document"] = data[f"step{n}_document"]
+            steps.append(step)
+        return {"trigger": trigger, "steps": steps}

@@ -1,0 +1,126 @@
+"""Polling flows: schedules in django-celery-beat, and the poll that turns new records into
+events (each record once, through the same outbox as webhooks)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+from django_celery_beat.models import CrontabSchedule, IntervalSchedule, PeriodicTask
+
+from portal.processflows.models import Deployment, Outbox, TriggerEvent
+from portal.processflows.outbox import publish
+from portal.vault import applications
+from portal.vault.models import Credential
+
+POLL_TASK = "portal.actions.poll"
+
+
+def schedule(deployment: Deployment) -> PeriodicTask:
+    """Create the beat entry for a polling deployment (interval, cron, or once)."""
+    spec = deployment.version.definition["trigger"]["schedule"]
+    name = f"processflow {deployment.processflow_id} deployment {deployment.pk}"
+    fields = {"task": POLL_TASK, "args": json.dumps([deployment.pk]), "queue": "actions"}
+    if "cron" in spec:
+        minute, hour, day_of_month, month_of_year, day_of_week = spec["cron"].split()
+        crontab, _ = CrontabSchedule.objects.get_or_create(
+            minute=minute, hour=hour, day_of_month=day_of_month,
+            month_of_year=month_of_year, day_of_week=day_of_week, timezone="UTC",
+        )  # fmt: skip
+        fields["crontab"] = crontab
+    else:
+        every = int(spec.get("every_seconds") or 60)
+        interval, _ = IntervalSchedule.objects.get_or_create(
+            every=every, period=IntervalSchedule.SECONDS
+        )
+        fields["interval"] = interval
+        if spec.get("once"):
+            fields["one_off"] = True
+            fields["start_time"] = timezone.now()
+    return PeriodicTask.objects.create(name=name, **fields)
+
+
+def unschedule(deployment: Deployment) -> None:
+    if deployment.schedule_id:
+        PeriodicTask.objects.filter(pk=deployment.schedule_id).delete()
+
+
+def _record_key(item) -> str:
+    if isinstance(item, dict):
+        identity = item.get("uri") or item.get("id")
+        if identity:
+            return f"{identity}|{item.get('updated_at', '')}"[:128]
+    digest = hashlib.sha256(json.dumps(item, sort_keys=True, default=str).encode()).hexdigest()
+    return f"sha256:{digest}"
+
+
+def _store(deployment: Deployment, item: dict, *, dedupe_key: str, name: str) -> int | None:
+    try:
+        with transaction.atomic():
+            event = TriggerEvent.objects.create(
+                organization_id=deployment.organization_id,
+                deployment=deployment,
+                source=TriggerEvent.Source.POLL,
+                event_name=name,
+                dedupe_key=dedupe_key,
+                body=json.dumps(item, default=str).encode(),
+            )
+            Outbox.objects.create(event=event)
+    except IntegrityError:
+        return None  # seen before: each record is processed once
+    return event.pk
+
+
+def poll(deployment_id: int) -> int:
+    """Fetch the source's records (or make one tick) and store the new ones as events."""
+    deployment = (
+        Deployment.objects.select_related("version", "processflow__organization")
+        .filter(pk=deployment_id, state=Deployment.State.ACTIVE)
+        .first()
+    )
+    if deployment is None:
+        return 0
+    trigger = deployment.version.definition["trigger"]
+    source = trigger.get("source")
+    now = timezone.now()
+    if not source:
+        items = [{"tick": now.isoformat()}]
+        keys = [f"tick:{now.isoformat()}"]
+        name = "schedule"
+    else:
+        credential = (
+            Credential.objects.for_tenant(deployment.processflow.organization)
+            .select_related("data_key")
+            .filter(pk=source.get("credential"))
+            .first()
+        )
+        if credential is None:
+            return 0
+        result = applications.run_action(
+            credential, source["action"], filters=source.get("filters", []), context={},
+            limit=source.get("limit", 100),
+        )  # fmt: skip
+        if not result.ok:
+            Deployment.objects.filter(pk=deployment.pk).update(
+                cursor={
+                    **deployment.cursor,
+                    "last_error": result.message,
+                    "polled_at": now.isoformat(),
+                }
+            )
+            return 0
+        items = result.items if result.items is not None else [result.data]
+        keys = [_record_key(item) for item in items]
+        name = source["action"]
+    created = [
+        event_id
+        for item, key in zip(items, keys, strict=True)
+        if (event_id := _store(deployment, item, dedupe_key=key, name=name)) is not None
+    ]
+    Deployment.objects.filter(pk=deployment.pk).update(
+        cursor={"polled_at": now.isoformat(), "new_records": len(created), "last_error": ""}
+    )
+    transaction.on_commit(lambda: publish(created))
+    return len(created)

@@ -1,0 +1,184 @@
+"""Webhook subscriptions at the application, registered on each tenant's behalf.
+
+Each deployment of a triggered flow subscribes its Processflow URL with our own random
+signing key. "Already exists" (Calendly: same URL) is resolved by replacing the existing
+subscription, since its signing key is unknown to us and deliveries signed with it could
+not be verified. The reconciler repairs drift: subscriptions deleted or disabled at the
+application, changed events, or a URL that moved because PORTAL_BASE_URL changed.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from django.conf import settings
+from django.utils import timezone
+
+from portal.processflows.models import Deployment, Processflow, RegistrationState, TriggerType
+from portal.processflows.signing import new_signing_key
+from portal.vault import applications
+from portal.vault.models import Credential
+
+logger = logging.getLogger(__name__)
+
+
+def processflow_url(processflow: Processflow) -> str:
+    """The Processflow URL the application calls: ``PORTAL_BASE_URL/hooks/<id>/``."""
+    return f"{settings.PORTAL_BASE_URL}/hooks/{processflow.hook_id}/"
+
+
+def _trigger_credential(deployment: Deployment) -> Credential | None:
+    trigger = deployment.version.definition["trigger"]
+    return (
+        Credential.objects.for_tenant(deployment.processflow.organization)
+        .select_related("data_key")
+        .filter(pk=trigger.get("credential"))
+        .first()
+    )
+
+
+def _set(deployment: Deployment, state: str, message: str = "", **fields) -> None:
+    deployment.registration_state = state
+    deployment.registration_message = message
+    for name, value in fields.items():
+        setattr(deployment, name, value)
+    deployment.save(
+        update_fields=["registration_state", "registration_message", *fields,
+                       "signing_data_key", "signing_key_ciphertext"]
+    )  # fmt: skip
+
+
+def register(deployment: Deployment) -> str:
+    """Create the subscription, replacing one that holds the same URL; returns the state.
+
+    The signing key is stored (encrypted) before the application learns it, so a delivery
+    that arrives the instant the subscription exists can already be verified.
+    """
+    if deployment.state != Deployment.State.ACTIVE:
+        return deployment.registration_state
+    trigger = deployment.version.definition["trigger"]
+    scope = trigger.get("scope", "organization")
+    credential = _trigger_credential(deployment)
+    if credential is None:
+        _set(deployment, RegistrationState.FAILED, "The trigger's credential was deleted.")
+        return RegistrationState.FAILED
+    url = processflow_url(deployment.processflow)
+    key = new_signing_key(deployment)
+    _set(deployment, RegistrationState.PENDING, "Registering the webhook subscription…")
+    outcome = applications.subscribe(
+        credential, url=url, events=trigger["events"], scope=scope, signing_key=key
+    )
+    if not outcome.ok and outcome.already_exists:
+        # Another subscription holds this URL (an earlier deployment, or one made by hand).
+        # Its signing key is not this deployment's, so its deliveries could not be verified:
+        # replace it rather than adopt it.
+        replaced = _remove_subscriptions_to(credential, url, scope)
+        if replaced.ok:
+            outcome = applications.subscribe(
+                credential, url=url, events=trigger["events"], scope=scope, signing_key=key
+            )
+        else:
+            outcome = replaced
+    del key
+    if not outcome.ok:
+        _set(deployment, RegistrationState.FAILED, outcome.message)
+        if outcome.retryable:
+            raise RegistrationUnavailable(outcome.message)
+        return RegistrationState.FAILED
+    _set(
+        deployment,
+        RegistrationState.ACTIVE,
+        outcome.message,
+        subscription_uri=outcome.subscription.get("uri", ""),
+        registered_url=url,
+        reconciled_at=timezone.now(),
+    )
+    return RegistrationState.ACTIVE
+
+
+class RegistrationUnavailable(Exception):
+    """The application could not be reached or asked us to slow down: try again later."""
+
+
+def _remove_subscriptions_to(credential: Credential, url: str, scope: str):
+    listing = applications.list_subscriptions(credential, scope=scope)
+    if not listing.ok:
+        return listing
+    for subscription in listing.subscriptions:
+        if subscription.get("callback_url") == url:
+            removed = applications.unsubscribe(credential, subscription["uri"])
+            if not removed.ok:
+                return removed
+    return listing
+
+
+def unregister(deployment: Deployment) -> str:
+    """Delete the deployment's subscription at the application (gone already is fine)."""
+    if not deployment.subscription_uri:
+        _set(deployment, RegistrationState.REMOVED, "Nothing was registered.")
+        return RegistrationState.REMOVED
+    credential = _trigger_credential(deployment)
+    if credential is None:
+        _set(
+            deployment,
+            RegistrationState.FAILED,
+            "The credential was deleted, so the subscription could not be removed at the "
+            "application; delete it there.",
+        )
+        return RegistrationState.FAILED
+    outcome = applications.unsubscribe(credential, deployment.subscription_uri)
+    if not outcome.ok:
+        _set(deployment, RegistrationState.FAILED, outcome.message)
+        return RegistrationState.FAILED
+    _set(deployment, RegistrationState.REMOVED, outcome.message, subscription_uri="")
+    return RegistrationState.REMOVED
+
+
+def reconcile(deployment: Deployment) -> str:
+    """Compare the application's subscriptions with what this deployment needs; repair."""
+    trigger = deployment.version.definition["trigger"]
+    credential = _trigger_credential(deployment)
+    if credential is None:
+        _set(deployment, RegistrationState.FAILED, "The trigger's credential was deleted.")
+        return "failed"
+    listing = applications.list_subscriptions(
+        credential, scope=trigger.get("scope", "organization")
+    )
+    if not listing.ok:
+        logger.warning("reconcile of deployment %s skipped: %s", deployment.pk, listing.message)
+        return "skipped"
+    url = processflow_url(deployment.processflow)
+    ours = next(
+        (s for s in listing.subscriptions if s.get("uri") == deployment.subscription_uri), None
+    )
+    problem = None
+    if ours is None:
+        problem = "the subscription was deleted at the application"
+    elif ours.get("state") != "active":
+        problem = f"the subscription was {ours.get('state')} at the application"
+    elif set(ours.get("events", [])) != set(trigger["events"]):
+        problem = "the subscription's events differ"
+    elif ours.get("callback_url") != url:
+        problem = "the Processflow URL changed (PORTAL_BASE_URL)"
+    if problem is None:
+        Deployment.objects.filter(pk=deployment.pk).update(reconciled_at=timezone.now())
+        return "ok"
+    logger.info("repairing deployment %s: %s", deployment.pk, problem)
+    if ours is not None:
+        applications.unsubscribe(credential, ours["uri"])
+    try:
+        state = register(deployment)
+    except RegistrationUnavailable:
+        return "failed"  # the next reconciliation tries again
+    if state == RegistrationState.ACTIVE:
+        _set(deployment, state, f"Repaired: {problem}.")
+    return "repaired" if state == RegistrationState.ACTIVE else "failed"
+
+
+def deployments_to_reconcile():
+    return Deployment.objects.filter(
+        state=Deployment.State.ACTIVE,
+        processflow__trigger_type=TriggerType.WEBHOOK,
+    ).filter(
+        registration_state__in=[RegistrationState.ACTIVE, RegistrationState.FAILED],
+    )

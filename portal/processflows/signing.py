@@ -1,0 +1,44 @@
+"""Our own signing key for each deployment's webhook subscription, kept in the vault."""
+
+from __future__ import annotations
+
+import secrets
+
+from portal.processflows.models import Deployment
+from portal.vault import crypto
+from portal.vault.keys import active_data_key, decrypt_secret, encrypt_secret
+
+FIELD = "signing_key"
+
+
+def _binding(deployment: Deployment) -> str:
+    return f"deployment:{deployment.uid}"
+
+
+def new_signing_key(deployment: Deployment) -> str:
+    """Generate a random signing key and store it encrypted on ``deployment`` (not saved).
+
+    Returned once, to be sent to the application with the subscription.
+    """
+    value = secrets.token_urlsafe(32)
+    data_key = active_data_key(deployment.processflow.organization)
+    deployment.signing_data_key = data_key
+    deployment.signing_key_ciphertext = encrypt_secret(
+        data_key, value, binding=_binding(deployment), field=FIELD
+    )
+    return value
+
+
+def signing_key(deployment: Deployment) -> str | None:
+    """The deployment's signing key, or None if it has none or it cannot be decrypted."""
+    if not deployment.signing_key_ciphertext or deployment.signing_data_key is None:
+        return None
+    try:
+        return decrypt_secret(
+            deployment.signing_data_key,
+            deployment.signing_key_ciphertext,
+            binding=_binding(deployment),
+            field=FIELD,
+        )
+    except crypto.VaultError:
+        return None

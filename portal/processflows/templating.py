@@ -1,0 +1,72 @@
+"""``{{ trigger.… }}`` and ``{{ steps.<name>.… }}`` in mappings and documents.
+
+Safe path lookup only (dict keys and list indexes): no expressions, no attribute access,
+nothing evaluated. A value that is exactly one reference keeps the referenced type (a whole
+object or list); references inside longer text are substituted as text.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+REFERENCE = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z0-9_\-]+)*)\s*\}\}")
+WHOLE = re.compile(r"^\s*\{\{\s*([A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z0-9_\-]+)*)\s*\}\}\s*$")
+
+
+class TemplateError(ValueError):
+    """A reference names a path that the document does not have."""
+
+
+def _walk(value):
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from _walk(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _walk(item)
+
+
+def references(value) -> list[tuple[str, str]]:
+    """(root, first segment) of every reference in ``value``, e.g. ("steps", "fetch")."""
+    found = []
+    for text in _walk(value):
+        for match in REFERENCE.finditer(text):
+            parts = match.group(1).split(".")
+            found.append((parts[0], parts[1] if len(parts) > 1 else ""))
+    return found
+
+
+def lookup(context: dict, path: str):
+    """Follow a dotted path through dicts and lists; TemplateError names where it stops."""
+    current = context
+    walked = []
+    for part in path.split("."):
+        walked.append(part)
+        if isinstance(current, dict) and part in current:
+            current = current[part]
+        elif isinstance(current, list) and part.isdigit() and int(part) < len(current):
+            current = current[int(part)]
+        else:
+            raise TemplateError(f"{{{{ {path} }}}}: {'.'.join(walked)} does not exist.")
+    return current
+
+
+def _text(value) -> str:
+    return value if isinstance(value, str) else json.dumps(value, default=str)
+
+
+def render(value, context: dict):
+    """Replace references in ``value`` (a string, or nested dicts and lists of them)."""
+    if isinstance(value, dict):
+        return {key: render(item, context) for key, item in value.items()}
+    if isinstance(value, list):
+        return [render(item, context) for item in value]
+    if not isinstance(value, str):
+        return value
+    whole = WHOLE.match(value)
+    if whole:
+        return lookup(context, whole.group(1))
+    return REFERENCE.sub(lambda m: _text(lookup(context, m.group(1))), value)

@@ -1,0 +1,288 @@
+"""Portal pages for processflows, runs and received events."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from django import forms
+from django.contrib import messages
+from django.core.exceptions import ValidationError
+from django.core.paginator import Paginator
+from django.shortcuts import redirect, render
+from django.utils import timezone
+from django.views.decorators.http import require_http_methods, require_POST
+
+from portal.processflows import selectors, services
+from portal.processflows.forms import ProcessflowForm
+from portal.processflows.models import RunStatus, TriggerEvent
+from portal.processflows.registration import processflow_url
+from portal.tenancy.access import tenant_view
+from portal.vault import applications
+
+
+def _flash(request, error: ValidationError) -> None:
+    for message in error.messages:
+        messages.error(request, message)
+
+
+def _bind(form: forms.Form, error: ValidationError) -> None:
+    if hasattr(error, "error_dict"):
+        for where, problems in error.message_dict.items():
+            for problem in problems:
+                form.add_error(None, f"{where}: {problem}")
+    else:
+        for problem in error.messages:
+            form.add_error(None, problem)
+
+
+def _helpers(request, exclude=None) -> dict:
+    """What the editor offers as values: resource functions and other flows' URLs."""
+    flows = selectors.list_processflows(request.organization)
+    if exclude is not None:
+        flows = flows.exclude(pk=exclude.pk)
+    return {
+        "resource_functions": [
+            (app.display_name, name)
+            for app in applications.all_applications()
+            for name in applications.resource_functions(app.name)
+        ],
+        "flow_urls": [
+            (flow.name, processflow_url(flow)) for flow in flows if flow.trigger_type == "webhook"
+        ],
+        "action_keys": applications.action_keys(),
+    }
+
+
+@tenant_view
+def processflow_list(request):
+    flows = list(selectors.list_processflows(request.organization))
+    deployments = selectors.active_deployments(request.organization)
+    rows = [
+        {"flow": f, "deployment": deployments.get(f.pk), "url": processflow_url(f)} for f in flows
+    ]
+    return render(request, "processflows/list.html", {"rows": rows})
+
+
+@tenant_view
+@require_http_methods(["GET", "POST"])
+def processflow_new(request):
+    form = ProcessflowForm(
+        request.POST or None, organization=request.organization, initial={"trigger_type": "webhook"}
+    )
+    if request.method == "POST" and form.is_valid():
+        try:
+            flow = services.create_processflow(
+                request.organization,
+                actor=request.membership,
+                name=form.cleaned_data["name"],
+                description=form.cleaned_data["description"],
+                definition=form.definition(),
+            )
+        except (ValidationError, forms.ValidationError) as error:
+            _bind(form, error)
+        else:
+            messages.success(
+                request, f"Processflow {flow.name} saved (version 1). Deploy it when ready."
+            )
+            return redirect(
+                "processflows:detail", org=request.organization.slug, processflow_id=flow.pk
+            )
+    return render(
+        request,
+        "processflows/edit.html",
+        {"form": form, **_helpers(request)},
+        status=400 if form.errors else 200,
+    )
+
+
+@tenant_view
+@require_http_methods(["GET", "POST"])
+def processflow_edit(request, processflow_id: int):
+    flow = selectors.access_processflow_by_id(request.organization, processflow_id)
+    latest = flow.versions.first()
+    form = ProcessflowForm(
+        request.POST or None,
+        organization=request.organization,
+        initial=ProcessflowForm.initial_from(flow, latest.definition),
+    )
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.update_processflow(
+                request.organization,
+                actor=request.membership,
+                processflow_id=flow.pk,
+                name=form.cleaned_data["name"],
+                description=form.cleaned_data["description"],
+                definition=form.definition(),
+            )
+        except (ValidationError, forms.ValidationError) as error:
+            _bind(form, error)
+        else:
+            messages.success(request, "Saved. Deploy again to run the new version.")
+            return redirect(
+                "processflows:detail", org=request.organization.slug, processflow_id=flow.pk
+            )
+    return render(
+        request,
+        "processflows/edit.html",
+        {"form": form, "flow": flow, **_helpers(request, exclude=flow)},
+        status=400 if form.errors else 200,
+    )
+
+
+@tenant_view
+def processflow_detail(request, processflow_id: int):
+    flow = selectors.access_processflow_by_id(request.organization, processflow_id)
+    return render(
+        request,
+        "processflows/detail.html",
+        {
+            "flow": flow,
+            "url": processflow_url(flow),
+            "deployment": selectors.active_deployment(flow),
+            "deployments": flow.deployments.select_related("version")[:10],
+            "versions": flow.versions.all()[:10],
+            "latest": flow.versions.first(),
+            "runs": selectors.list_runs(request.organization, processflow=flow)[:20],
+            "events": selectors.list_events(request.organization, processflow=flow)[:20],
+            "rejections": selectors.list_rejections(request.organization, processflow=flow)[:10],
+        },
+    )
+
+
+@tenant_view
+def processflow_state(request, processflow_id: int):
+    """The deployment panel alone, polled by htmx while registration is pending."""
+    flow = selectors.access_processflow_by_id(request.organization, processflow_id)
+    return render(
+        request,
+        "processflows/_deployment.html",
+        {
+            "flow": flow,
+            "url": processflow_url(flow),
+            "deployment": selectors.active_deployment(flow),
+        },
+    )
+
+
+@tenant_view
+@require_POST
+def processflow_deploy(request, processflow_id: int):
+    flow = selectors.access_processflow_by_id(request.organization, processflow_id)
+    try:
+        deployment = services.deploy(
+            request.organization, actor=request.membership, processflow_id=flow.pk
+        )
+    except ValidationError as error:
+        _flash(request, error)
+    else:
+        messages.success(
+            request, f"Deployed version {deployment.version.number} to the Cloud agent."
+        )
+    return redirect("processflows:detail", org=request.organization.slug, processflow_id=flow.pk)
+
+
+@tenant_view
+@require_POST
+def processflow_undeploy(request, processflow_id: int):
+    flow = selectors.access_processflow_by_id(request.organization, processflow_id)
+    try:
+        services.undeploy(request.organization, actor=request.membership, processflow_id=flow.pk)
+    except ValidationError as error:
+        _flash(request, error)
+    else:
+        messages.success(request, "Undeployed. The Processflow URL no longer accepts events.")
+    return redirect("processflows:detail", org=request.organization.slug, processflow_id=flow.pk)
+
+
+@tenant_view
+@require_http_methods(["GET", "POST"])
+def processflow_delete(request, processflow_id: int):
+    flow = selectors.access_processflow_by_id(request.organization, processflow_id)
+    if request.method == "POST":
+        try:
+            services.delete_processflow(
+                request.organization, actor=request.membership, processflow_id=flow.pk
+            )
+        except ValidationError as error:
+            _flash(request, error)
+            return redirect(
+                "processflows:detail", org=request.organization.slug, processflow_id=flow.pk
+            )
+        messages.success(request, f"Processflow {flow.name} deleted.")
+        return redirect("processflows:list", org=request.organization.slug)
+    return render(request, "processflows/delete.html", {"flow": flow})
+
+
+def _parse_time(value: str):
+    if not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else timezone.make_aware(parsed, timezone.get_current_timezone())
+
+
+@tenant_view
+def run_list(request):
+    status = request.GET.get("status", "")
+    flow_id = request.GET.get("processflow", "")
+    flow = None
+    if flow_id.isdigit():
+        flow = selectors.access_processflow_by_id(request.organization, int(flow_id))
+    runs = selectors.list_runs(
+        request.organization,
+        processflow=flow,
+        status=status if status in RunStatus.values else None,
+        since=_parse_time(request.GET.get("since", "")),
+        until=_parse_time(request.GET.get("until", "")),
+    )
+    page = Paginator(runs, 50).get_page(request.GET.get("page"))
+    return render(
+        request,
+        "processflows/runs.html",
+        {
+            "page": page,
+            "statuses": RunStatus.choices,
+            "flows": selectors.list_processflows(request.organization),
+            "filters": request.GET,
+        },
+    )
+
+
+@tenant_view
+def run_detail(request, run_id: int):
+    run = selectors.access_run_by_id(request.organization, run_id)
+    return render(request, "processflows/run.html", {"run": run, "steps": run.steps.all()})
+
+
+@tenant_view
+@require_POST
+def run_replay(request, run_id: int):
+    run = selectors.access_run_by_id(request.organization, run_id)
+    try:
+        new = services.replay_run(request.organization, actor=request.membership, run_id=run.pk)
+    except ValidationError as error:
+        _flash(request, error)
+        return redirect("processflows:run", org=request.organization.slug, run_id=run.pk)
+    messages.success(request, f"Replaying as run {new.pk}.")
+    return redirect("processflows:run", org=request.organization.slug, run_id=new.pk)
+
+
+@tenant_view
+def event_list(request):
+    events = Paginator(selectors.list_events(request.organization), 50).get_page(
+        request.GET.get("page")
+    )
+    rejections = selectors.list_rejections(request.organization)[:50]
+    return render(request, "processflows/events.html", {"page": events, "rejections": rejections})
+
+
+@tenant_view
+def event_detail(request, event_id: int):
+    event: TriggerEvent = selectors.access_event_by_id(request.organization, event_id)
+    body = bytes(event.body).decode("utf-8", errors="replace")
+    return render(
+        request, "processflows/event.html", {"event": event, "body": body, "runs": event.runs.all()}
+    )

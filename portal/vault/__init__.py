@@ -1,0 +1,2 @@
+"""The credential vault: envelope encryption of per-tenant secrets, credentials and their
+audit log, and the Manage > App pages and API."""

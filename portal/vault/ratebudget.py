@@ -1,0 +1,51 @@
+"""Outbound rate budgets shared by every web process and worker.
+
+An application allows each credential (Calendly: each user) so many requests per minute.
+A per-process limiter would let N workers send N times the budget; this one counts in the
+cache, which is Redis in production, with atomic increments per fixed one-minute window.
+"""
+
+from __future__ import annotations
+
+import time
+
+from django.core.cache import cache
+
+
+class BudgetExhausted(Exception):
+    """The caller would have to wait longer than it is willing to."""
+
+    def __init__(self, key: str, wait: float):
+        self.key = key
+        self.wait = wait
+        super().__init__(f"Rate budget for {key} is used up for the next {wait:.0f} s.")
+
+
+class SharedRateBudget:
+    """``acquire(key)`` takes one request from ``key``'s budget, waiting for the next window
+    when this one is used up (up to ``max_wait`` seconds, then :class:`BudgetExhausted`)."""
+
+    def __init__(self, per_minute: int, *, max_wait: float = 65.0, window: float = 60.0):
+        self.per_minute = per_minute
+        self.max_wait = max_wait
+        self.window = window
+
+    def _window_key(self, key: str, now: float) -> tuple[str, float]:
+        start = now - (now % self.window)
+        return f"rate-budget:{key}:{int(start)}", start + self.window
+
+    def acquire(self, key: str) -> None:
+        deadline = time.time() + self.max_wait
+        while True:
+            now = time.time()
+            bucket, window_end = self._window_key(key, now)
+            cache.add(bucket, 0, timeout=int(self.window * 2))
+            try:
+                used = cache.incr(bucket)
+            except ValueError:  # expired between add and incr
+                continue
+            if used <= self.per_minute:
+                return
+            if window_end > deadline:
+                raise BudgetExhausted(key, window_end - now)
+            time.sleep(max(0.0, window_end - now) + 0.01)

@@ -1,0 +1,168 @@
+"""Online key rotation, in small resumable batches.
+
+``rewrap_data_keys`` re-wraps every data key under the primary KEK: afterwards the old KEKs
+can be removed from ``PORTAL_ENCRYPTION_KEYS`` without losing anything. ``reencrypt`` also
+gives every organization a fresh data key and re-encrypts each secret under it.
+
+Each batch is one short transaction that locks only its own rows (``SKIP LOCKED``), so the
+portal keeps serving and writing credentials during a rotation; a row that a request holds
+is picked up by a later batch. Interrupted runs resume where they stopped.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Callable
+
+from django.db import transaction
+from django.db.models import Exists, OuterRef
+from django.utils import timezone
+
+from portal.tenancy.models import Organization
+from portal.vault import crypto
+from portal.vault.keys import (
+    create_data_key,
+    data_key_cache,
+    keyring,
+    open_secrets,
+    seal_secrets,
+)
+from portal.vault.models import Credential, CredentialEvent, DataKey, KeyRotation
+
+Progress = Callable[[str], None]
+ACTOR = "system: key rotation"
+
+
+def _audit(credentials, detail: dict) -> None:
+    CredentialEvent.objects.bulk_create(
+        CredentialEvent(
+            organization_id=c.organization_id,
+            credential=c,
+            credential_name=c.name,
+            application=c.application,
+            action=CredentialEvent.Action.KEYS_ROTATED,
+            actor_label=ACTOR,
+            detail=detail,
+        )
+        for c in credentials
+    )
+
+
+def rewrap_data_keys(*, batch_size: int = 500, progress: Progress = lambda _: None) -> Counter:
+    """Re-wrap every data key not under the primary KEK; returns counts by old KEK id."""
+    ring = keyring()
+    primary = ring.primary_id
+    counts: Counter = Counter()
+    remaining = DataKey.objects.exclude(kek_id=primary).count()
+    progress(f"Re-wrapping {remaining} data key(s) under {primary!r}.")
+    while True:
+        with transaction.atomic():
+            batch = list(
+                DataKey.objects.exclude(kek_id=primary)
+                .select_for_update(skip_locked=True)
+                .order_by("pk")[:batch_size]
+            )
+            if not batch:
+                if DataKey.objects.exclude(kek_id=primary).exists():
+                    time.sleep(0.2)  # rows held by running requests; try again shortly
+                    continue
+                break
+            now = timezone.now()
+            for data_key in batch:
+                plaintext = crypto.unwrap_data_key(
+                    ring, data_key.kek_id, data_key.wrapped_key,
+                    organization_id=data_key.organization_id,
+                )  # fmt: skip
+                counts[data_key.kek_id] += 1
+                data_key.kek_id, data_key.wrapped_key = crypto.wrap_data_key(
+                    ring, plaintext, organization_id=data_key.organization_id
+                )
+                data_key.wrapped_at = now
+            DataKey.objects.bulk_update(batch, ["kek_id", "wrapped_key", "wrapped_at"])
+            affected = Credential.objects.filter(data_key__in=batch)
+            _audit(affected, {"rewrapped_under": primary})
+        progress(
+            f"  re-wrapped {sum(counts.values())}/{remaining} "
+            f"({', '.join(f'{k}: {v}' for k, v in sorted(counts.items()))})"
+        )
+    return counts
+
+
+def _current_rotation() -> KeyRotation:
+    return (
+        KeyRotation.objects.filter(finished_at__isnull=True).first() or KeyRotation.objects.create()
+    )
+
+
+def _fresh_data_keys(rotation: KeyRotation, progress: Progress) -> int:
+    """Give each organization with secrets a data key created during this rotation."""
+    fresh = 0
+    stale_orgs = Organization.objects.filter(
+        Exists(Credential.objects.filter(organization=OuterRef("pk")))
+    ).exclude(
+        Exists(
+            DataKey.objects.filter(
+                organization=OuterRef("pk"), active=True, created_at__gte=rotation.started_at
+            )
+        )
+    )
+    for organization in stale_orgs.iterator():
+        with transaction.atomic():
+            DataKey.objects.for_tenant(organization).filter(active=True).update(active=False)
+            create_data_key(organization)
+        fresh += 1
+    progress(f"Created {fresh} fresh data key(s).")
+    return fresh
+
+
+def reencrypt(*, batch_size: int = 500, progress: Progress = lambda _: None) -> Counter:
+    """Re-encrypt every secret under its organization's fresh data key (resumable).
+
+    Returns counts of re-encrypted credentials by the KEK id of the data key they left.
+    """
+    rotation = _current_rotation()
+    _fresh_data_keys(rotation, progress)
+    stale = Credential.objects.exclude(data_key__active=True)
+    remaining = stale.count()
+    progress(f"Re-encrypting {remaining} credential(s).")
+    counts: Counter = Counter()
+    active_keys: dict[int, DataKey] = {}
+    while True:
+        with transaction.atomic():
+            batch = list(
+                stale.select_related("data_key")
+                .select_for_update(skip_locked=True, of=("self",))
+                .order_by("pk")[:batch_size]
+            )
+            if not batch:
+                if stale.exists():
+                    time.sleep(0.2)
+                    continue
+                break
+            for credential in batch:
+                org_id = credential.organization_id
+                if org_id not in active_keys:
+                    active_keys[org_id] = DataKey.objects.get(organization_id=org_id, active=True)
+                counts[credential.data_key.kek_id] += 1
+                values = open_secrets(credential)
+                credential.secret_values = {}
+                seal_secrets(credential, values, active_keys[org_id])
+                del values
+            Credential.objects.bulk_update(batch, ["data_key", "secret_values"])
+            _audit(batch, {"reencrypted_under_data_key": "fresh", "kek_id": keyring().primary_id})
+        progress(
+            f"  re-encrypted {sum(counts.values())}/{remaining} "
+            f"({', '.join(f'{k}: {v}' for k, v in sorted(counts.items()))})"
+        )
+    deleted, _ = (
+        DataKey.objects.filter(active=False)
+        .exclude(Exists(Credential.objects.filter(data_key=OuterRef("pk"))))
+        .delete()
+    )
+    progress(f"Deleted {deleted} retired data key(s).")
+    rotation.finished_at = timezone.now()
+    rotation.counts = dict(counts)
+    rotation.save(update_fields=["finished_at", "counts"])
+    data_key_cache.clear()  # the retired keys' plaintext need not stay in memory
+    return counts

@@ -1,0 +1,110 @@
+"""Builders for tenant-owned objects, through the same services the portal uses.
+
+Each takes the organization first and returns the saved object; tests state only what
+matters to them and let these fill in the rest.
+"""
+
+from __future__ import annotations
+
+import json
+
+from connectors.calendly.sandbox import seed
+
+from portal.processflows import services as flow_services
+from portal.processflows.models import Deployment, Run, TriggerEvent
+from portal.tenancy.models import Membership, Organization, Role
+from portal.vault import services as vault_services
+from portal.vault.audit import Actor
+from portal.vault.models import Credential
+
+SYSTEM = Actor.system("tests")
+
+
+def owner_of(organization: Organization) -> Membership:
+    """Some owner of ``organization`` (the cast's owner in Acme)."""
+    return Membership.objects.filter(organization=organization, role=Role.OWNER).first()
+
+
+def make_credential(
+    organization: Organization,
+    *,
+    name: str = "Sales team",
+    token: str = seed.OWNER_TOKEN,
+    application: str = "calendly",
+    fields: dict | None = None,
+    secrets: dict | None = None,
+) -> Credential:
+    """A stored credential; Calendly with ``token`` unless ``secrets`` say otherwise."""
+    if secrets is None:
+        secrets = {"personal_access_token": token} if application == "calendly" else {}
+    return vault_services.create_credential(
+        organization,
+        actor=SYSTEM,
+        application=application,
+        name=name,
+        fields=fields,
+        secrets=secrets,
+    )
+
+
+def webhook_definition(credential: Credential, *, steps: list | None = None) -> dict:
+    """A triggered flow on Calendly's invitee.created with one map step by default."""
+    return {
+        "trigger": {
+            "type": "webhook",
+            "application": credential.application,
+            "credential": credential.pk,
+            "events": ["invitee.created"],
+            "scope": "organization",
+        },
+        "steps": steps
+        or [
+            {"name": "document", "type": "map", "mapping": {"email": "{{ trigger.payload.email }}"}}
+        ],
+    }
+
+
+def make_processflow(organization: Organization, credential: Credential, *, name="Bookings", **kw):
+    """A triggered processflow (version 1, not deployed)."""
+    return flow_services.create_processflow(
+        organization,
+        actor=owner_of(organization) or SYSTEM,
+        name=name,
+        definition=kw.pop("definition", None) or webhook_definition(credential, **kw),
+    )
+
+
+def make_deployment(processflow, **fields) -> Deployment:
+    """An active deployment row of the latest version, without registering anything."""
+    return Deployment.objects.create(
+        organization_id=processflow.organization_id,
+        processflow=processflow,
+        version=processflow.versions.first(),
+        **fields,
+    )
+
+
+def make_event(deployment: Deployment, payload: dict | None = None, **fields) -> TriggerEvent:
+    payload = payload or {"event": "invitee.created", "payload": {"email": "ada@example.com"}}
+    body = json.dumps(payload).encode()
+    return TriggerEvent.objects.create(
+        organization_id=deployment.organization_id,
+        deployment=deployment,
+        source=fields.pop("source", TriggerEvent.Source.WEBHOOK),
+        event_name=payload.get("event", ""),
+        dedupe_key=fields.pop("dedupe_key", f"test:{TriggerEvent.objects.count()}"),
+        body=body,
+        **fields,
+    )
+
+
+def make_run(event: TriggerEvent, **fields) -> Run:
+    deployment = event.deployment
+    return Run.objects.create(
+        organization_id=event.organization_id,
+        processflow=deployment.processflow,
+        version=deployment.version,
+        deployment=deployment,
+        event=event,
+        **fields,
+    )
