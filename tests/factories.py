@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 
 from connectors.calendly.sandbox import seed
-
 from portal.processflows import services as flow_services
 from portal.processflows.models import Deployment, Run, TriggerEvent
 from portal.tenancy.models import Membership, Organization, Role

@@ -5,7 +5,7 @@ from __future__ import annotations
 import secrets
 
 from portal.processflows.models import Deployment
-from portal.vault import crypto
+from portal.vault import crypto, sealed
 from portal.vault.keys import active_data_key, decrypt_secret, encrypt_secret
 
 FIELD = "signing_key"
@@ -42,3 +42,16 @@ def signing_key(deployment: Deployment) -> str | None:
         )
     except crypto.VaultError:
         return None
+
+
+def register_with_vault() -> None:
+    """Let key rotation re-encrypt signing keys along with credential secrets."""
+    sealed.register(
+        sealed.SealedSecret(
+            model=Deployment,
+            data_key_field="signing_data_key",
+            ciphertext_field="signing_key_ciphertext",
+            field=FIELD,
+            binding=_binding,
+        )
+    )

@@ -20,10 +20,12 @@ from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
 from portal.tenancy.models import Organization
-from portal.vault import crypto
+from portal.vault import crypto, sealed
 from portal.vault.keys import (
     create_data_key,
     data_key_cache,
+    decrypt_secret,
+    encrypt_secret,
     keyring,
     open_secrets,
     seal_secrets,
@@ -96,14 +98,12 @@ def _current_rotation() -> KeyRotation:
 
 
 def _fresh_data_keys(rotation: KeyRotation, progress: Progress) -> int:
-    """Give each organization with secrets a data key created during this rotation."""
+    """Give each organization whose active data key predates this rotation a fresh one."""
     fresh = 0
     stale_orgs = Organization.objects.filter(
-        Exists(Credential.objects.filter(organization=OuterRef("pk")))
-    ).exclude(
         Exists(
             DataKey.objects.filter(
-                organization=OuterRef("pk"), active=True, created_at__gte=rotation.started_at
+                organization=OuterRef("pk"), active=True, created_at__lt=rotation.started_at
             )
         )
     )
@@ -114,6 +114,56 @@ def _fresh_data_keys(rotation: KeyRotation, progress: Progress) -> int:
         fresh += 1
     progress(f"Created {fresh} fresh data key(s).")
     return fresh
+
+
+def _reencrypt_sealed(secret: sealed.SealedSecret, batch_size: int, progress: Progress) -> int:
+    """Re-encrypt one registered column of another app under the fresh data keys."""
+    key_field, text_field = secret.data_key_field, secret.ciphertext_field
+    stale = (
+        secret.model.objects.exclude(**{text_field: ""})
+        .exclude(**{key_field: None})
+        .exclude(**{f"{key_field}__active": True})
+    )
+    done = 0
+    while True:
+        with transaction.atomic():
+            batch = list(
+                stale.select_related(key_field)
+                .select_for_update(skip_locked=True, of=("self",))
+                .order_by("pk")[:batch_size]
+            )
+            if not batch:
+                if stale.exists():
+                    time.sleep(0.2)
+                    continue
+                break
+            for row in batch:
+                binding = secret.binding(row)
+                value = decrypt_secret(
+                    getattr(row, key_field), getattr(row, text_field),
+                    binding=binding, field=secret.field,
+                )  # fmt: skip
+                active = DataKey.objects.get(organization_id=row.organization_id, active=True)
+                setattr(row, key_field, active)
+                setattr(
+                    row,
+                    text_field,
+                    encrypt_secret(active, value, binding=binding, field=secret.field),
+                )
+                del value
+            secret.model.objects.bulk_update(batch, [key_field, text_field])
+            done += len(batch)
+    progress(f"Re-encrypted {done} {secret.model._meta.verbose_name} {secret.field}(s).")
+    return done
+
+
+def _unreferenced(data_keys):
+    """Data keys that no credential and no registered secret refers to any more."""
+    for relation in DataKey._meta.related_objects:
+        data_keys = data_keys.exclude(
+            Exists(relation.related_model.objects.filter(**{relation.field.name: OuterRef("pk")}))
+        )
+    return data_keys
 
 
 def reencrypt(*, batch_size: int = 500, progress: Progress = lambda _: None) -> Counter:
@@ -155,11 +205,9 @@ def reencrypt(*, batch_size: int = 500, progress: Progress = lambda _: None) -> 
             f"  re-encrypted {sum(counts.values())}/{remaining} "
             f"({', '.join(f'{k}: {v}' for k, v in sorted(counts.items()))})"
         )
-    deleted, _ = (
-        DataKey.objects.filter(active=False)
-        .exclude(Exists(Credential.objects.filter(data_key=OuterRef("pk"))))
-        .delete()
-    )
+    for secret in sealed.registered():
+        _reencrypt_sealed(secret, batch_size, progress)
+    deleted, _ = _unreferenced(DataKey.objects.filter(active=False)).delete()
     progress(f"Deleted {deleted} retired data key(s).")
     rotation.finished_at = timezone.now()
     rotation.counts = dict(counts)

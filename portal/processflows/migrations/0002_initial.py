@@ -6,147 +6,257 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('processflows', '0001_initial'),
-        ('tenancy', '0001_initial'),
-        ('vault', '0001_initial'),
+        ("processflows", "0001_initial"),
+        ("tenancy", "0001_initial"),
+        ("vault", "0001_initial"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='deployment',
-            name='signing_data_key',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to='vault.datakey'),
+            model_name="deployment",
+            name="signing_data_key",
+            field=models.ForeignKey(
+                blank=True,
+                null=True,
+                on_delete=django.db.models.deletion.PROTECT,
+                related_name="+",
+                to="vault.datakey",
+            ),
         ),
         migrations.AddField(
-            model_name='processflow',
-            name='created_by',
-            field=models.ForeignKey(null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL),
+            model_name="processflow",
+            name="created_by",
+            field=models.ForeignKey(
+                null=True,
+                on_delete=django.db.models.deletion.SET_NULL,
+                related_name="+",
+                to=settings.AUTH_USER_MODEL,
+            ),
         ),
         migrations.AddField(
-            model_name='processflow',
-            name='organization',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='tenancy.organization'),
+            model_name="processflow",
+            name="organization",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.CASCADE,
+                related_name="+",
+                to="tenancy.organization",
+            ),
         ),
         migrations.AddField(
-            model_name='deployment',
-            name='processflow',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='deployments', to='processflows.processflow'),
+            model_name="deployment",
+            name="processflow",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.CASCADE,
+                related_name="deployments",
+                to="processflows.processflow",
+            ),
         ),
         migrations.AddField(
-            model_name='processflowversion',
-            name='created_by',
-            field=models.ForeignKey(null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL),
+            model_name="processflowversion",
+            name="created_by",
+            field=models.ForeignKey(
+                null=True,
+                on_delete=django.db.models.deletion.SET_NULL,
+                related_name="+",
+                to=settings.AUTH_USER_MODEL,
+            ),
         ),
         migrations.AddField(
-            model_name='processflowversion',
-            name='organization',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='tenancy.organization'),
+            model_name="processflowversion",
+            name="organization",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.CASCADE,
+                related_name="+",
+                to="tenancy.organization",
+            ),
         ),
         migrations.AddField(
-            model_name='processflowversion',
-            name='processflow',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='versions', to='processflows.processflow'),
+            model_name="processflowversion",
+            name="processflow",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.CASCADE,
+                related_name="versions",
+                to="processflows.processflow",
+            ),
         ),
         migrations.AddField(
-            model_name='deployment',
-            name='version',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to='processflows.processflowversion'),
+            model_name="deployment",
+            name="version",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.PROTECT,
+                related_name="+",
+                to="processflows.processflowversion",
+            ),
         ),
         migrations.AddField(
-            model_name='rejecteddelivery',
-            name='deployment',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='rejections', to='processflows.deployment'),
+            model_name="rejecteddelivery",
+            name="deployment",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.CASCADE,
+                related_name="rejections",
+                to="processflows.deployment",
+            ),
         ),
         migrations.AddField(
-            model_name='rejecteddelivery',
-            name='organization',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='tenancy.organization'),
+            model_name="rejecteddelivery",
+            name="organization",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.CASCADE,
+                related_name="+",
+                to="tenancy.organization",
+            ),
         ),
         migrations.AddField(
-            model_name='run',
-            name='deployment',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='runs', to='processflows.deployment'),
+            model_name="run",
+            name="deployment",
+            field=models.ForeignKey(
+                blank=True,
+                null=True,
+                on_delete=django.db.models.deletion.SET_NULL,
+                related_name="runs",
+                to="processflows.deployment",
+            ),
         ),
         migrations.AddField(
-            model_name='run',
-            name='organization',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='tenancy.organization'),
+            model_name="run",
+            name="organization",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.CASCADE,
+                related_name="+",
+                to="tenancy.organization",
+            ),
         ),
         migrations.AddField(
-            model_name='run',
-            name='processflow',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='runs', to='processflows.processflow'),
+            model_name="run",
+            name="processflow",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.CASCADE,
+                related_name="runs",
+                to="processflows.processflow",
+            ),
         ),
         migrations.AddField(
-            model_name='run',
-            name='replay_of',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='replays', to='processflows.run'),
+            model_name="run",
+            name="replay_of",
+            field=models.ForeignKey(
+                blank=True,
+                null=True,
+                on_delete=django.db.models.deletion.SET_NULL,
+                related_name="replays",
+                to="processflows.run",
+            ),
         ),
         migrations.AddField(
-            model_name='run',
-            name='version',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to='processflows.processflowversion'),
+            model_name="run",
+            name="version",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.PROTECT,
+                related_name="+",
+                to="processflows.processflowversion",
+            ),
         ),
         migrations.AddField(
-            model_name='steprun',
-            name='run',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='steps', to='processflows.run'),
+            model_name="steprun",
+            name="run",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.CASCADE,
+                related_name="steps",
+                to="processflows.run",
+            ),
         ),
         migrations.AddField(
-            model_name='triggerevent',
-            name='deployment',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='events', to='processflows.deployment'),
+            model_name="triggerevent",
+            name="deployment",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.CASCADE,
+                related_name="events",
+                to="processflows.deployment",
+            ),
         ),
         migrations.AddField(
-            model_name='triggerevent',
-            name='organization',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='tenancy.organization'),
+            model_name="triggerevent",
+            name="organization",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.CASCADE,
+                related_name="+",
+                to="tenancy.organization",
+            ),
         ),
         migrations.AddField(
-            model_name='run',
-            name='event',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='runs', to='processflows.triggerevent'),
+            model_name="run",
+            name="event",
+            field=models.ForeignKey(
+                blank=True,
+                null=True,
+                on_delete=django.db.models.deletion.SET_NULL,
+                related_name="runs",
+                to="processflows.triggerevent",
+            ),
         ),
         migrations.AddField(
-            model_name='outbox',
-            name='event',
-            field=models.OneToOneField(on_delete=django.db.models.deletion.CASCADE, related_name='outbox', to='processflows.triggerevent'),
+            model_name="outbox",
+            name="event",
+            field=models.OneToOneField(
+                on_delete=django.db.models.deletion.CASCADE,
+                related_name="outbox",
+                to="processflows.triggerevent",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='processflow',
-            constraint=models.UniqueConstraint(fields=('organization', 'name'), name='processflow_name_unique'),
+            model_name="processflow",
+            constraint=models.UniqueConstraint(
+                fields=("organization", "name"), name="processflow_name_unique"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='processflowversion',
-            constraint=models.UniqueConstraint(fields=('processflow', 'number'), name='version_number_unique'),
+            model_name="processflowversion",
+            constraint=models.UniqueConstraint(
+                fields=("processflow", "number"), name="version_number_unique"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='deployment',
-            constraint=models.UniqueConstraint(condition=models.Q(('state', 'active')), fields=('processflow',), name='one_active_deployment_per_flow'),
+            model_name="deployment",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(("state", "active")),
+                fields=("processflow",),
+                name="one_active_deployment_per_flow",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='steprun',
-            constraint=models.UniqueConstraint(fields=('run', 'position'), name='one_record_per_step'),
+            model_name="steprun",
+            constraint=models.UniqueConstraint(
+                fields=("run", "position"), name="one_record_per_step"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='triggerevent',
-            constraint=models.UniqueConstraint(fields=('deployment', 'dedupe_key'), name='event_dedupe'),
+            model_name="triggerevent",
+            constraint=models.UniqueConstraint(
+                fields=("deployment", "dedupe_key"), name="event_dedupe"
+            ),
         ),
         migrations.AddIndex(
-            model_name='run',
-            index=models.Index(fields=['organization', 'status', 'created_at'], name='processflow_organiz_e97870_idx'),
+            model_name="run",
+            index=models.Index(
+                fields=["organization", "status", "created_at"],
+                name="processflow_organiz_e97870_idx",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='run',
-            constraint=models.UniqueConstraint(condition=models.Q(('event__isnull', False), ('replay_of', None)), fields=('event',), name='one_run_per_event'),
+            model_name="run",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(("event__isnull", False), ("replay_of", None)),
+                fields=("event",),
+                name="one_run_per_event",
+            ),
         ),
         migrations.AddIndex(
-            model_name='outbox',
-            index=models.Index(condition=models.Q(('done_at', None)), fields=['created_at'], name='outbox_pending'),
+            model_name="outbox",
+            index=models.Index(
+                condition=models.Q(("done_at", None)), fields=["created_at"], name="outbox_pending"
+            ),
         ),
     ]
