@@ -77,6 +77,12 @@ class WebhookSupport:
     signature_header: str | None = None
     #: Extra per-event notes for the portal (e.g. which scope an event needs).
     notes: Mapping[str, str] = {}
+    #: The action that creates a subscription when a user runs it by hand (the seed's
+    #: "Create Webhook Subscription" step), with the keys of its callback URL and signing
+    #: key: the portal fills in the signing key of the flow that owns the callback URL.
+    subscribe_action: str | None = None
+    callback_key: str = "url"
+    signing_key_key: str = "signing_key"
 
     def create_subscription(
         self,
@@ -131,4 +137,5 @@ class WebhookSupport:
             "scopes": list(self.scopes),
             "signature_header": self.signature_header,
             "notes": dict(self.notes),
+            "subscribe_action": self.subscribe_action,
         }

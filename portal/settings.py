@@ -325,8 +325,9 @@ PORTAL_WEBHOOK_TOLERANCE_SECONDS = env_int("PORTAL_WEBHOOK_TOLERANCE_SECONDS", 1
 PORTAL_WEBHOOK_KEY_GRACE_SECONDS = env_int("PORTAL_WEBHOOK_KEY_GRACE_SECONDS", 86400)
 # An outbox entry or queued run not done within this bound is published again.
 PORTAL_OUTBOX_REDELIVERY_SECONDS = env_int("PORTAL_OUTBOX_REDELIVERY_SECONDS", 60)
-# A worker holds a run for this long per step; a killed worker's run is retried after it.
-PORTAL_RUN_LEASE_SECONDS = env_int("PORTAL_RUN_LEASE_SECONDS", 120)
+# A worker holds a run for this long, renewed before each step; a killed worker's run is
+# taken over after it. Longer than a task may live, so a live worker never loses its run.
+PORTAL_RUN_LEASE_SECONDS = env_int("PORTAL_RUN_LEASE_SECONDS", CELERY_TASK_TIME_LIMIT + 60)
 PORTAL_RUN_MAX_ATTEMPTS = env_int("PORTAL_RUN_MAX_ATTEMPTS", 5)
 PORTAL_RUN_RETRY_BASE_SECONDS = env_int("PORTAL_RUN_RETRY_BASE_SECONDS", 10)
 PORTAL_RUN_RETRY_MAX_SECONDS = env_int("PORTAL_RUN_RETRY_MAX_SECONDS", 600)

@@ -84,6 +84,7 @@ class CalendlyWebhooks(WebhookSupport):
     scopes = SCOPES
     signature_header = SIGNATURE_HEADER
     notes = {"routing_form_submission.created": "organization scope only"}
+    subscribe_action = "webhook_subscription"
 
     # Subscriptions ----------------------------------------------------------------------------
     def create_subscription(

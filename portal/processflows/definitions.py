@@ -175,12 +175,21 @@ def _trigger(organization, spec) -> dict:
         credential = _credential(
             organization, "trigger.credential", spec.get("credential"), application
         )
+        registration = spec.get("registration", "automatic")
+        if registration not in {"automatic", "manual"}:
+            raise _problem(
+                "trigger.registration",
+                "Registration is 'automatic' (the portal subscribes the Processflow URL when "
+                "deploying) or 'manual' (another processflow's Create Webhook Subscription "
+                "step does).",
+            )
         return {
             "type": "webhook",
             "application": application,
             "credential": credential.pk,
             "events": list(dict.fromkeys(events)),
             "scope": scope,
+            "registration": registration,
         }
     cleaned = {"type": "polling", "schedule": _schedule("trigger.schedule", spec.get("schedule"))}
     source = spec.get("source")

@@ -9,9 +9,8 @@ when a run resumes after its worker died; a step is re-sent with the same idempo
 from __future__ import annotations
 
 import logging
-import os
-import socket
 import time
+import uuid
 from datetime import timedelta
 
 from django.conf import settings
@@ -19,7 +18,7 @@ from django.db.models import F, Q
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from portal.processflows import templating
+from portal.processflows import registration, templating
 from portal.processflows.models import Run, RunStatus, StepRun
 from portal.processflows.redaction import redact
 from portal.vault import applications
@@ -27,16 +26,25 @@ from portal.vault.models import Credential
 
 logger = logging.getLogger(__name__)
 
-WORKER_ID = f"{socket.gethostname()}:{os.getpid()}"
-
 
 class StepFailed(Exception):
-    """A step could not complete; ``retryable`` says whether trying again may help."""
+    """A step could not complete; ``retryable`` says whether trying again may help, and
+    ``retry_after`` how long the application asked us to wait (seconds), if it did."""
 
-    def __init__(self, message: str, *, retryable: bool, status: int | None = None):
+    def __init__(
+        self,
+        message: str,
+        *,
+        retryable: bool,
+        status: int | None = None,
+        retry_after: float | None = None,
+        request: dict | None = None,
+    ):
         super().__init__(message)
         self.retryable = retryable
         self.status = status
+        self.retry_after = retry_after
+        self.request = request or {}
 
 
 def _lease() -> timezone.datetime:
@@ -44,8 +52,13 @@ def _lease() -> timezone.datetime:
 
 
 def claim(run_id: int) -> Run | None:
-    """Take the run for this worker, or None if it is done, not due, or held by another."""
+    """Take the run for this worker, or None if it is done, not due, or held by another.
+
+    The lease is a fresh token per claim (not a process id: prefork children share their
+    parent's), so a worker whose lease expired and was taken over can no longer write.
+    """
     now = timezone.now()
+    token = uuid.uuid4().hex
     due = Q(status__in=[RunStatus.QUEUED, RunStatus.RETRYING]) & (
         Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now)
     )
@@ -56,7 +69,7 @@ def claim(run_id: int) -> Run | None:
         .filter((due & free) | abandoned)
         .update(
             status=RunStatus.RUNNING,
-            lease_owner=WORKER_ID,
+            lease_owner=token,
             lease_expires_at=_lease(),
             attempt=F("attempt") + 1,
             started_at=Coalesce(F("started_at"), now),
@@ -72,7 +85,7 @@ def claim(run_id: int) -> Run | None:
 def _renew(run: Run) -> bool:
     """Extend the lease before a step; False if another worker took the run meanwhile."""
     return bool(
-        Run.objects.filter(pk=run.pk, lease_owner=WORKER_ID, status=RunStatus.RUNNING).update(
+        Run.objects.filter(pk=run.pk, lease_owner=run.lease_owner, status=RunStatus.RUNNING).update(
             lease_expires_at=_lease()
         )
     )
@@ -80,7 +93,7 @@ def _renew(run: Run) -> bool:
 
 def _finish(run: Run, **fields) -> None:
     fields.update(lease_owner="", lease_expires_at=None)
-    Run.objects.filter(pk=run.pk, lease_owner=WORKER_ID).update(**fields)
+    Run.objects.filter(pk=run.pk, lease_owner=run.lease_owner).update(**fields)
 
 
 def backoff_seconds(attempt: int) -> float:
@@ -119,6 +132,7 @@ def execute(run_id: int) -> str | None:
         except StepFailed as failure:
             record.status = RunStatus.FAILED
             record.error = str(failure)
+            record.request = failure.request
             record.response_status = failure.status
             record.duration_ms = int((time.monotonic() - started) * 1000)
             record.finished_at = timezone.now()
@@ -147,7 +161,7 @@ def execute(run_id: int) -> str | None:
 def _fail_or_retry(run: Run, failure: StepFailed, step_name: str) -> str:
     message = f"Step {step_name!r}: {failure}"
     if failure.retryable and run.attempt < settings.PORTAL_RUN_MAX_ATTEMPTS:
-        delay = backoff_seconds(run.attempt)
+        delay = max(backoff_seconds(run.attempt), failure.retry_after or 0)
         _finish(
             run,
             status=RunStatus.RETRYING,
@@ -186,14 +200,36 @@ def run_step(run: Run, step: dict, context: dict) -> tuple[object, dict]:
             document = templating.render(step["document"], context)
         except templating.TemplateError as error:
             raise StepFailed(str(error), retryable=False) from None
+    filters = [list(row) for row in step.get("filters", [])]
+    target = registration.callback_target(
+        run.organization_id, credential.application, step["action"], filters
+    )
+    if target is not None:
+        # The seed's manual way: this step subscribes another flow's Processflow URL, whose
+        # deliveries are verified with that flow's signing key, so the application gets it.
+        filters = registration.with_signing_key(credential.application, target, filters)
     result = applications.run_action(
         credential,
         step["action"],
-        filters=step.get("filters", []),
+        filters=filters,
         context=context,
         document=document,
         idempotency_key=f"{run.uid}:{step['name']}",
+        purpose=f"processflow {run.processflow.name!r}, run {run.pk}",
     )
+    del filters
     if not result.ok:
-        raise StepFailed(result.message, retryable=result.retryable, status=result.status)
+        raise StepFailed(
+            result.message,
+            retryable=result.retryable,
+            status=result.status,
+            retry_after=result.retry_after,
+            request=result.request,
+        )
+    if target is not None:
+        registration.record_manual_subscription(
+            target,
+            (result.data or {}).get("resource") or {},
+            by=f"processflow {run.processflow.name!r} (run {run.pk})",
+        )
     return result.data, {"request": result.request, "status": result.status}

@@ -65,6 +65,14 @@ class ProcessflowForm(forms.Form):
     webhook_events = forms.MultipleChoiceField(
         required=False, widget=forms.CheckboxSelectMultiple, label="Events"
     )
+    webhook_registration = forms.ChoiceField(
+        required=False,
+        choices=[
+            ("automatic", "Automatic: deploying subscribes the Processflow URL"),
+            ("manual", "Manual: another processflow's Create Webhook Subscription step does"),
+        ],
+        label="Webhook subscription",
+    )
     webhook_scope = forms.ChoiceField(
         required=False, choices=[("organization", "organization"), ("user", "user")], label="Scope"
     )
@@ -157,6 +165,7 @@ class ProcessflowForm(forms.Form):
                 "webhook_credential": str(trigger["credential"]),
                 "webhook_events": trigger["events"],
                 "webhook_scope": trigger.get("scope", "organization"),
+                "webhook_registration": trigger.get("registration", "automatic"),
             }
         else:
             schedule = trigger["schedule"]
@@ -215,6 +224,7 @@ class ProcessflowForm(forms.Form):
                 "credential": cred,
                 "events": data.get("webhook_events") or [],
                 "scope": data.get("webhook_scope") or "organization",
+                "registration": data.get("webhook_registration") or "automatic",
             }
         else:
             kind = data.get("schedule_kind") or "every"

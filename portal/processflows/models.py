@@ -71,6 +71,9 @@ class Agent(models.TextChoices):
 class RegistrationState(models.TextChoices):
     NONE = "none", "Not needed"
     PENDING = "pending", "Pending"
+    # The seed's manual way: another processflow's "Create Webhook Subscription" step
+    # subscribes this flow's URL; the portal gives that step this deployment's signing key.
+    MANUAL = "manual", "Waiting for a subscription made by another processflow"
     ACTIVE = "active", "Active"
     FAILED = "failed", "Failed"
     REMOVING = "removing", "Removing"

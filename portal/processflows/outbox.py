@@ -21,24 +21,33 @@ from portal.processflows.models import Outbox, Run, RunStatus
 logger = logging.getLogger(__name__)
 
 
+def enqueue(task, *args, countdown: float = 0) -> bool:
+    """Send ``task(*args)`` to the broker; False (logged) if the broker is unreachable.
+
+    Callers keep the state that says the work is due in the database, so the sweeper or the
+    reconciler sends it again later: a broker outage must never fail a request whose
+    transaction already committed.
+    """
+    try:
+        task.apply_async(args, countdown=countdown or None, retry=False)
+    except Exception as error:  # any broker failure leaves the work for the sweeper
+        logger.warning("%s%s not queued (%s)", task.name, args, type(error).__name__)
+        return False
+    return True
+
+
 def publish(event_ids: list[int]) -> int:
     """Send ``process_event`` for each event; returns how many reached the broker.
 
-    Never raises: a broker outage is the sweeper's business, not the sender's.
+    Never raises, and stops at the first failure: with the broker down every further try
+    would only wait for its own timeout. What was not sent stays pending for the sweeper.
     """
     from portal.processflows.tasks import process_event
 
     sent = 0
     for event_id in event_ids:
-        try:
-            process_event.apply_async((event_id,), retry=False)
-        except Exception as error:
-            logger.warning(
-                "event %s not published (%s); the sweeper will retry",
-                event_id,
-                type(error).__name__,
-            )
-            continue
+        if not enqueue(process_event, event_id):
+            break
         sent += 1
     return sent
 
@@ -47,14 +56,7 @@ def publish_run(run_id: int, *, countdown: float = 0) -> bool:
     """Queue a run for execution; False (logged) if the broker is unreachable."""
     from portal.processflows.tasks import execute_run
 
-    try:
-        execute_run.apply_async((run_id,), countdown=countdown or None, retry=False)
-    except Exception as error:
-        logger.warning(
-            "run %s not queued (%s); the sweeper will retry", run_id, type(error).__name__
-        )
-        return False
-    return True
+    return enqueue(execute_run, run_id, countdown=countdown)
 
 
 def sweep() -> dict[str, int]:
@@ -70,7 +72,7 @@ def sweep() -> dict[str, int]:
     )
     pending = list(overdue.values_list("pk", "event_id")[:1000])
     outbox_sent = publish([event_id for _, event_id in pending])
-    Outbox.objects.filter(pk__in=[pk for pk, _ in pending]).update(
+    Outbox.objects.filter(pk__in=[pk for pk, _ in pending[:outbox_sent]]).update(
         published_at=now, publish_attempts=F("publish_attempts") + 1
     )
 
@@ -83,9 +85,11 @@ def sweep() -> dict[str, int]:
         lease_expires_at__lt=now,
     )
     stuck_runs = Run.objects.filter((waiting & overdue_run) | lease_lost)
-    runs_sent = sum(
-        publish_run(run_id) for run_id in stuck_runs.values_list("pk", flat=True)[:1000]
-    )
+    runs_sent = 0
+    for run_id in stuck_runs.values_list("pk", flat=True)[:1000]:
+        if not publish_run(run_id):
+            break
+        runs_sent += 1
     if outbox_sent or runs_sent:
         logger.info("sweeper re-published %s event(s) and %s run(s)", outbox_sent, runs_sent)
     return {"events": outbox_sent, "runs": runs_sent}

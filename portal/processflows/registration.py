@@ -10,12 +10,14 @@ application, changed events, or a URL that moved because PORTAL_BASE_URL changed
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 
 from django.conf import settings
+from django.db.models import Q
 from django.utils import timezone
 
 from portal.processflows.models import Deployment, Processflow, RegistrationState, TriggerType
-from portal.processflows.signing import new_signing_key
+from portal.processflows.signing import new_signing_key, signing_key
 from portal.vault import applications
 from portal.vault.models import Credential
 
@@ -152,7 +154,9 @@ def reconcile(deployment: Deployment) -> str:
         (s for s in listing.subscriptions if s.get("uri") == deployment.subscription_uri), None
     )
     problem = None
-    if ours is None:
+    if not deployment.subscription_uri:
+        problem = "the subscription was never registered"
+    elif ours is None:
         problem = "the subscription was deleted at the application"
     elif ours.get("state") != "active":
         problem = f"the subscription was {ours.get('state')} at the application"
@@ -166,6 +170,16 @@ def reconcile(deployment: Deployment) -> str:
     logger.info("repairing deployment %s: %s", deployment.pk, problem)
     if ours is not None:
         applications.unsubscribe(credential, ours["uri"])
+    if trigger.get("registration") == "manual":
+        # The user chose to subscribe by hand: say what broke instead of subscribing.
+        _set(
+            deployment,
+            RegistrationState.MANUAL,
+            f"{problem[0].upper()}{problem[1:]}; run the processflow that subscribes this "
+            "Processflow URL again.",
+            subscription_uri="",
+        )
+        return "repaired"
     try:
         state = register(deployment)
     except RegistrationUnavailable:
@@ -176,9 +190,88 @@ def reconcile(deployment: Deployment) -> str:
 
 
 def deployments_to_reconcile():
+    """Active webhook deployments whose subscription should exist (or was lost on the way:
+    a registration still pending long after deploying, its task lost with the broker)."""
+    stale = timezone.now() - timedelta(seconds=settings.PORTAL_OUTBOX_REDELIVERY_SECONDS * 5)
     return Deployment.objects.filter(
         state=Deployment.State.ACTIVE,
         processflow__trigger_type=TriggerType.WEBHOOK,
     ).filter(
-        registration_state__in=[RegistrationState.ACTIVE, RegistrationState.FAILED],
+        Q(registration_state__in=[RegistrationState.ACTIVE, RegistrationState.FAILED])
+        | Q(registration_state=RegistrationState.PENDING, deployed_at__lt=stale)
+    )
+
+
+def removals_to_retry():
+    """Undeployed deployments whose subscription was never confirmed deleted."""
+    stale = timezone.now() - timedelta(seconds=settings.PORTAL_OUTBOX_REDELIVERY_SECONDS * 5)
+    return Deployment.objects.filter(
+        state=Deployment.State.UNDEPLOYED,
+        registration_state__in=[RegistrationState.REMOVING, RegistrationState.FAILED],
+        undeployed_at__lt=stale,
+    ).exclude(subscription_uri="")
+
+
+# --- The seed's manual way: another flow's "Create Webhook Subscription" step ------------------
+
+
+def await_manual_subscription(deployment: Deployment) -> None:
+    """Give a manually registered deployment its signing key at once: the step of another
+    processflow that subscribes this flow's URL hands the key to the application."""
+    new_signing_key(deployment)
+    _set(
+        deployment,
+        RegistrationState.MANUAL,
+        "Waiting for a Create Webhook Subscription step (in another processflow) to "
+        "subscribe this Processflow URL.",
+    )
+
+
+def callback_target(
+    organization_id: int, application: str, action: str, rows: list[list[str]]
+) -> Deployment | None:
+    """The deployed flow of this organization whose Processflow URL a subscription-creating
+    step subscribes, or None when the step does something else."""
+    webhooks = applications.get_application(application).webhooks
+    if webhooks is None or action != webhooks.subscribe_action:
+        return None
+    url = next((value for key, value in rows if key == webhooks.callback_key), "")
+    prefix = f"{settings.PORTAL_BASE_URL}/hooks/"
+    if not url.startswith(prefix):
+        return None
+    hook_id = url[len(prefix) :].strip("/")
+    return (
+        Deployment.objects.filter(
+            organization_id=organization_id,
+            processflow__hook_id=hook_id,
+            processflow__trigger_type=TriggerType.WEBHOOK,
+            state=Deployment.State.ACTIVE,
+        )
+        .select_related("processflow", "signing_data_key")
+        .first()
+    )
+
+
+def with_signing_key(application: str, target: Deployment, rows: list[list[str]]) -> list:
+    """``rows`` plus the row that gives the application ``target``'s signing key (created
+    if the deployment has none yet); rows that already name a signing key are kept as is."""
+    name = applications.get_application(application).webhooks.signing_key_key
+    if any(key == name for key, _ in rows):
+        return rows
+    key = signing_key(target)
+    if key is None:
+        key = new_signing_key(target)
+        target.save(update_fields=["signing_data_key", "signing_key_ciphertext"])
+    return [*rows, [name, key]]
+
+
+def record_manual_subscription(target: Deployment, subscription: dict, *, by: str) -> None:
+    """Remember the subscription a step created, so undeploy and the reconciler manage it."""
+    _set(
+        target,
+        RegistrationState.ACTIVE,
+        f"Subscribed by {by}.",
+        subscription_uri=subscription.get("uri", ""),
+        registered_url=subscription.get("callback_url", ""),
+        reconciled_at=timezone.now(),
     )

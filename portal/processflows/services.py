@@ -10,7 +10,7 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from portal.processflows import polling, runs
+from portal.processflows import polling, registration, runs
 from portal.processflows.definitions import clean_definition, credentials_used
 from portal.processflows.models import (
     Deployment,
@@ -21,6 +21,7 @@ from portal.processflows.models import (
     RunStatus,
     TriggerType,
 )
+from portal.processflows.outbox import enqueue
 from portal.processflows.selectors import access_processflow_by_id, access_run_by_id
 from portal.tenancy.models import Membership, Organization
 from portal.tenancy.permissions import Perm, require_perm
@@ -149,21 +150,26 @@ def deploy(organization: Organization, *, actor: Membership, processflow_id: int
             return current
         if current is not None:
             _undeploy(current)
+        manual = version.definition["trigger"].get("registration") == "manual"
         deployment = Deployment.objects.create(
             organization=organization,
             processflow=flow,
             version=version,
             deployed_by=actor.user,
             registration_state=(
-                RegistrationState.PENDING
-                if flow.trigger_type == TriggerType.WEBHOOK
-                else RegistrationState.NONE
+                RegistrationState.NONE
+                if flow.trigger_type != TriggerType.WEBHOOK
+                else RegistrationState.MANUAL
+                if manual
+                else RegistrationState.PENDING
             ),
         )
-        if flow.trigger_type == TriggerType.WEBHOOK:
+        if flow.trigger_type == TriggerType.WEBHOOK and manual:
+            registration.await_manual_subscription(deployment)
+        elif flow.trigger_type == TriggerType.WEBHOOK:
             from portal.processflows.tasks import register_subscription
 
-            transaction.on_commit(lambda: register_subscription.delay(deployment.pk))
+            transaction.on_commit(lambda: enqueue(register_subscription, deployment.pk))
         else:
             deployment.schedule = polling.schedule(deployment)
             deployment.save(update_fields=["schedule"])
@@ -179,7 +185,7 @@ def _undeploy(deployment: Deployment) -> None:
         fields.append("registration_state")
         from portal.processflows.tasks import remove_subscription
 
-        transaction.on_commit(lambda: remove_subscription.delay(deployment.pk))
+        transaction.on_commit(lambda: enqueue(remove_subscription, deployment.pk))
     else:
         polling.unschedule(deployment)
         deployment.schedule = None

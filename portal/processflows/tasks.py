@@ -78,4 +78,9 @@ def reconcile_subscriptions() -> dict:
     ):
         outcome = registration.reconcile(deployment)
         results[outcome] = results.get(outcome, 0) + 1
+    for deployment in registration.removals_to_retry().select_related(
+        "version", "processflow__organization"
+    ):
+        outcome = "removed" if registration.unregister(deployment) == "removed" else "failed"
+        results[outcome] = results.get(outcome, 0) + 1
     return results
