@@ -188,8 +188,9 @@ class RejectedDelivery(TenantOwnedModel):
 
 class Outbox(models.Model):
     """Work that must reach Celery. Written in the same transaction as its event; the relay
-    publishes it right after commit, and the sweeper re-publishes whatever is still not
-    done after a bound, so a broker outage or a killed worker delays but never loses it."""
+    (``manage.py relay_outbox``) publishes it within moments, and the sweeper re-publishes
+    whatever is still not done after a bound, so a broker outage or a killed worker delays
+    but never loses it."""
 
     event = models.OneToOneField(TriggerEvent, on_delete=models.CASCADE, related_name="outbox")
     created_at = models.DateTimeField(auto_now_add=True)
@@ -201,7 +202,13 @@ class Outbox(models.Model):
         indexes = [
             models.Index(
                 fields=["created_at"], name="outbox_pending", condition=models.Q(done_at=None)
-            )
+            ),
+            # What the relay reads many times a second: entries not yet published.
+            models.Index(
+                fields=["id"],
+                name="outbox_unpublished",
+                condition=models.Q(published_at=None, done_at=None),
+            ),
         ]
 
     def __str__(self) -> str:

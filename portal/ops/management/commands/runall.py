@@ -1,6 +1,7 @@
-"""``manage.py runall``: the web server, a Celery worker and the scheduler, together.
+"""``manage.py runall``: the web server, a Celery worker, the scheduler and the outbox
+relay, together.
 
-For development and demos (``make run``). Ctrl-C stops all three. Production runs each as
+For development and demos (``make run``). Ctrl-C stops them all. Production runs each as
 its own service (see docker-compose.yml).
 """
 
@@ -17,7 +18,7 @@ from portal.celery import QUEUES
 
 
 class Command(BaseCommand):
-    help = "Run the web server, a Celery worker and Celery beat until Ctrl-C."
+    help = "Run the web server, a Celery worker, Celery beat and the outbox relay until Ctrl-C."
 
     def add_arguments(self, parser):
         parser.add_argument("--addr", default="127.0.0.1:8000")
@@ -33,6 +34,7 @@ class Command(BaseCommand):
             "beat": [
                 python, "-m", "celery", "-A", "portal", "beat", "-l", "info",
             ],
+            "relay": [python, "manage.py", "relay_outbox"],
         }  # fmt: skip
         processes = {
             name: subprocess.Popen(command, cwd=settings.BASE_DIR, env=os.environ.copy())  # noqa: S603
@@ -40,7 +42,7 @@ class Command(BaseCommand):
         }
         self.stdout.write(
             self.style.SUCCESS(
-                f"Connect Portal is running at http://{addr}/ (web, worker and beat). "
+                f"Connect Portal is running at http://{addr}/ (web, worker, beat, relay). "
                 "Press Ctrl-C to stop."
             )
         )
