@@ -11,7 +11,7 @@ def check_encryption_keys(app_configs=None, databases=None, **kwargs):
     from portal.vault.keys import verify_keyring
 
     return [
-        Error(problem, hint="See README.md, section Key rotation.", id="vault.E001")
+        Error(problem, hint="See README.md, section Encryption keys and rotation.", id="vault.E001")
         for problem in verify_keyring()
     ]
 
