@@ -6,6 +6,7 @@ Same services as the Manage > App pages. Secret fields are write-only: responses
 
 from __future__ import annotations
 
+from django.core.exceptions import ValidationError
 from django.http import Http404
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import mixins, serializers, status, viewsets
@@ -39,8 +40,8 @@ class ApplicationViewSet(viewsets.ViewSet):
     def retrieve(self, request, name: str):
         try:
             return Response(applications.describe(name))
-        except Exception as error:  # unknown application
-            raise Http404(str(error)) from None
+        except ValidationError as error:  # unknown application
+            raise Http404(error.messages[0]) from None
 
 
 class SecretsField(serializers.DictField):

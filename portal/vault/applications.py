@@ -215,11 +215,17 @@ def validate(
 
 
 def _outage_message(app: connectors.Connector, error: connector_errors.ConnectorError) -> str:
+    """What a user reads when the check said nothing about the credential itself."""
+    unchanged = "The credential was not marked invalid; try again later."
     if isinstance(error, connector_errors.Timeout):
-        return f"{app.display_name} did not answer in time ({error}). Try again later."
+        return f"{app.display_name} did not answer in time ({error}). {unchanged}"
     if isinstance(error, connector_errors.TransportError):
-        return f"{app.display_name} could not be reached ({error}). Try again later."
-    return f"{error} The credential was not marked invalid; try again later."
+        return f"{app.display_name} could not be reached ({error}). {unchanged}"
+    if isinstance(error, connector_errors.RateLimited):
+        return f"{app.display_name} is rate limiting requests ({error}). {unchanged}"
+    if error.status is not None and error.status >= 500:
+        return f"{app.display_name} could not be reached: {error} {unchanged}"
+    return f"{error} {unchanged}"
 
 
 def account_message(app: connectors.Connector, account: dict) -> str:
@@ -311,7 +317,7 @@ def run_action(
         credential,
         CredentialEvent.Action.USED,
         actor=audit.Actor.system(purpose or "action"),
-        action=action,
+        step_action=action,
         ok=outcome.ok,
         status=outcome.status,
         **({"message": outcome.message} if not outcome.ok else {}),

@@ -9,9 +9,10 @@ an audit entry or a return value.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from portal.tenancy.models import Membership, Organization
@@ -20,7 +21,7 @@ from portal.vault import applications, crypto
 from portal.vault.applications import ValidationOutcome
 from portal.vault.audit import Actor, as_actor, record_decrypt_failure
 from portal.vault.audit import record as record_event
-from portal.vault.keys import active_data_key, open_secrets, seal_secrets
+from portal.vault.keys import active_data_key, decrypt_secret, open_secrets, seal_secrets
 from portal.vault.models import Credential, CredentialEvent, CredentialStatus
 from portal.vault.selectors import access_credential_by_id
 
@@ -30,21 +31,32 @@ NAME_MAX = 100
 # --- Input checks ----------------------------------------------------------------------------
 
 
-def _check_name(organization: Organization, application: str, name, *, exclude_pk=None) -> str:
-    name = (name or "").strip() if isinstance(name, str) else ""
+def _name_problem(
+    organization: Organization, application: str, name, *, exclude_pk=None
+) -> tuple[str, str | None]:
+    """The cleaned name and what is wrong with it (None: nothing)."""
+    name = name.strip() if isinstance(name, str) else ""
     if not name:
-        raise ValidationError({"name": ["Give the credential a name, e.g. 'Sales team'."]})
+        return name, "Give the credential a name, e.g. 'Sales team'."
     if len(name) > NAME_MAX:
-        raise ValidationError({"name": [f"Keep the name under {NAME_MAX} characters."]})
+        return name, f"Keep the name under {NAME_MAX} characters."
     clash = Credential.objects.for_tenant(organization).filter(
         application=application, name__iexact=name
     )
     if exclude_pk is not None:
         clash = clash.exclude(pk=exclude_pk)
-    if clash.exists():
-        display = applications.display_name(application)
-        raise ValidationError({"name": [f"A {display} credential named {name!r} already exists."]})
-    return name
+    existing = clash.values_list("name", flat=True).first()
+    if existing is not None:
+        return name, _duplicate_message(application, existing)
+    return name, None
+
+
+def _duplicate_message(application: str, existing: str) -> str:
+    display = applications.display_name(application)
+    return (
+        f"A {display} credential named {existing!r} already exists; names differ by more "
+        "than upper and lower case. Choose another name."
+    )
 
 
 def _check_secret(label: str, value, max_length: int) -> str:
@@ -60,8 +72,8 @@ def _check_secret(label: str, value, max_length: int) -> str:
         )
     if not value.isascii():
         raise ValueError(
-            f"The {label} contains non-ASCII characters, which tokens never do. "
-            "Check that you pasted the token itself."
+            f"The {label} contains non-ASCII characters (such as accented letters or curly "
+            "quotes), which it cannot contain. Check that you pasted the value itself."
         )
     if any(ch.isspace() or not ch.isprintable() for ch in value):
         raise ValueError(f"The {label} contains spaces, line breaks or control characters.")
@@ -72,10 +84,10 @@ def _check_plain(label: str, value, max_length: int) -> str:
     if value is None:
         return ""
     if not isinstance(value, str):
-        raise ValueError(f"{label} must be text.")
+        raise ValueError(f"The {label} must be text.")
     value = value.strip()
     if len(value) > max_length:
-        raise ValueError(f"{label} is too long (at most {max_length} characters).")
+        raise ValueError(f"The {label} is too long (at most {max_length} characters).")
     return value
 
 
@@ -94,53 +106,74 @@ def check_input(
     partial: bool = False,
 ) -> CheckedInput:
     """Check fields and secrets against the connector's declaration; ValidationError names
-    each problem by field. With ``partial``, absent fields keep their stored values."""
+    each problem by field (one message per field). With ``partial``, absent fields keep their
+    stored values. Messages never contain the values."""
     spec = applications.credential_type(application, type)
-    fields = fields or {}
-    secrets = secrets or {}
+    fields = {} if fields is None else fields
+    secrets = {} if secrets is None else secrets
     if not isinstance(fields, dict) or not isinstance(secrets, dict):
         raise ValidationError("fields and secrets must be objects mapping field names to text.")
     declared = {f.name: f for f in spec.fields}
     errors: dict[str, list[str]] = {}
     display = applications.display_name(application)
-    for name in [*fields, *secrets]:
+    for name in dict.fromkeys([*fields, *secrets]):
         if name not in declared:
-            errors.setdefault(name, []).append(
+            errors[str(name)] = [
                 f"{display}'s {spec.label} credential has no field {name!r}; it has: "
                 f"{', '.join(declared)}."
-            )
-    for name in fields:
-        if name in declared and declared[name].secret:
-            errors.setdefault(name, []).append(
-                f"{declared[name].label} is secret: send it in secrets."
-            )
-    for name in secrets:
-        if name in declared and not declared[name].secret:
-            errors.setdefault(name, []).append(
-                f"{declared[name].label} is not secret: send it in fields."
-            )
+            ]
     checked_fields: dict[str, str] = {}
     checked_secrets: dict[str, str] = {}
     for name, spec_field in declared.items():
         max_length = getattr(spec_field, "max_length", None) or 4096
-        source = secrets if spec_field.secret else fields
-        if name not in source:
-            if spec_field.required and not partial:
-                errors.setdefault(name, []).append(f"The {spec_field.label} is required.")
+        right, wrong = (secrets, fields) if spec_field.secret else (fields, secrets)
+        if name in wrong:
+            errors[name] = [
+                f"The {spec_field.label} is secret: send it in secrets, not in fields."
+                if spec_field.secret
+                else f"The {spec_field.label} is not secret: send it in fields, not in secrets."
+            ]
+            continue
+        default = getattr(spec_field, "default", None)
+        if name not in right:
+            if partial:
+                continue
+            if default is not None and not spec_field.secret:
+                checked_fields[name] = default
+            elif spec_field.required:
+                errors[name] = [f"The {spec_field.label} is required."]
             continue
         try:
             if spec_field.secret:
-                checked_secrets[name] = _check_secret(spec_field.label, source[name], max_length)
+                checked_secrets[name] = _check_secret(spec_field.label, right[name], max_length)
             else:
-                value = _check_plain(spec_field.label, source[name], max_length)
+                value = _check_plain(spec_field.label, right[name], max_length) or (default or "")
                 if not value and spec_field.required:
                     raise ValueError(f"The {spec_field.label} is required.")
+                choices = tuple(getattr(spec_field, "choices", ()) or ())
+                if value and choices and value not in choices:
+                    raise ValueError(
+                        f"The {spec_field.label} must be one of: {', '.join(choices)}."
+                    )
                 checked_fields[name] = value
         except ValueError as problem:
-            errors.setdefault(name, []).append(str(problem))
+            errors[name] = [str(problem)]
     if errors:
         raise ValidationError(errors)
     return CheckedInput(fields=checked_fields, secrets=checked_secrets)
+
+
+def _collect(errors: dict[str, list[str]], check) -> Any:
+    """Run ``check``; add its per-field ValidationError to ``errors`` instead of raising, so
+    one answer lists every problem. An error about the input as a whole is raised as is."""
+    try:
+        return check()
+    except ValidationError as error:
+        if not hasattr(error, "error_dict"):
+            raise
+        for name, problems in error.message_dict.items():
+            errors.setdefault(name, []).extend(problems)
+        return None
 
 
 # --- Writes ------------------------------------------------------------------------------------
@@ -157,12 +190,24 @@ def create_credential(
     fields: dict | None = None,
     secrets: dict | None = None,
 ) -> Credential:
-    """Store a new credential with its secrets encrypted; status starts ``unvalidated``."""
+    """Store a new credential with its secrets encrypted; status starts ``unvalidated``.
+
+    Raises ``PermissionDenied`` for a role that may not change anything, and
+    ``ValidationError`` naming every problem by field; nothing is stored then.
+    """
     actor = as_actor(actor)
     actor.require(Perm.CHANGE)
     applications.credential_type(application, type)  # unknown application or type: 400
-    name = _check_name(organization, application, name)
-    checked = check_input(application=application, type=type, fields=fields, secrets=secrets)
+    errors: dict[str, list[str]] = {}
+    name, name_problem = _name_problem(organization, application, name)
+    if name_problem:
+        errors["name"] = [name_problem]
+    checked = _collect(
+        errors,
+        lambda: check_input(application=application, type=type, fields=fields, secrets=secrets),
+    )
+    if errors:
+        raise ValidationError(errors)
     credential = Credential(
         organization=organization,
         application=application,
@@ -172,9 +217,20 @@ def create_credential(
         created_by=actor.user,
     )
     seal_secrets(credential, checked.secrets, active_data_key(organization))
-    credential.save()
+    _save_named(credential)
     record_event(credential, CredentialEvent.Action.CREATED, actor=actor)
     return credential
+
+
+def _save_named(credential: Credential) -> None:
+    """Save; a concurrent request that took the same name first is a ValidationError."""
+    try:
+        with transaction.atomic():
+            credential.save()
+    except IntegrityError:
+        raise ValidationError(
+            {"name": [_duplicate_message(credential.application, credential.name)]}
+        ) from None
 
 
 @transaction.atomic
@@ -187,49 +243,51 @@ def update_credential(
     fields: dict | None = None,
     secrets: dict | None = None,
 ) -> Credential:
-    """Rename, change non-secret fields, or replace secrets (never read them).
+    """Rename, change non-secret fields, or replace secrets.
 
-    Replacing a secret or a field resets the status to ``unvalidated``.
+    A stored secret is never read back to the caller, and not even decrypted when it is
+    replaced: a secret that no longer decrypts can always be replaced. Replacing a secret or
+    changing a field resets the status to ``unvalidated``.
     """
     actor = as_actor(actor)
     credential = access_credential_by_id(organization, credential_id, for_update=True)
     actor.require(Perm.CHANGE)
-    checked = check_input(
-        application=credential.application,
-        type=credential.type,
-        fields=fields,
-        secrets=secrets,
-        partial=True,
-    )
-    changed = []
+    errors: dict[str, list[str]] = {}
+    new_name = credential.name
     if name is not None:
-        new_name = _check_name(organization, credential.application, name, exclude_pk=credential.pk)
-        if new_name != credential.name:
-            credential.name = new_name
-            changed.append("name")
-    if checked.fields and checked.fields != {k: credential.fields.get(k) for k in checked.fields}:
-        credential.fields = {**credential.fields, **checked.fields}
+        new_name, name_problem = _name_problem(
+            organization, credential.application, name, exclude_pk=credential.pk
+        )
+        if name_problem:
+            errors["name"] = [name_problem]
+    checked = _collect(
+        errors,
+        lambda: check_input(
+            application=credential.application,
+            type=credential.type,
+            fields=fields,
+            secrets=secrets,
+            partial=True,
+        ),
+    )
+    if errors:
+        raise ValidationError(errors)
+    changed = []
+    if new_name != credential.name:
+        credential.name = new_name
+        changed.append("name")
+    # A field sent empty that was never stored is no change (forms post every field).
+    new_fields = {k: v for k, v in checked.fields.items() if credential.fields.get(k, "") != v}
+    if new_fields:
+        credential.fields = {**credential.fields, **new_fields}
         changed.append("fields")
     if checked.secrets:
-        # Re-encrypt every secret of the row under the active key, so one row never mixes
-        # data keys: the existing ones are opened first (a corrupted one must be replaced).
-        try:
-            kept = open_secrets(credential)
-        except crypto.VaultError:
-            kept = {}
-            missing = set(credential.secret_values) - set(checked.secrets)
-            if missing:
-                raise ValidationError(
-                    "The stored secret cannot be decrypted; enter every secret field anew."
-                ) from None
-        credential.secret_values = {}
-        seal_secrets(credential, {**kept, **checked.secrets}, active_data_key(organization))
-        del kept
+        _replace_secrets(organization, credential, checked.secrets)
     if checked.secrets or "fields" in changed:
         credential.status = CredentialStatus.UNVALIDATED
         credential.status_message = ""
         credential.account = {}
-    credential.save()
+    _save_named(credential)
     if checked.secrets:
         record_event(
             credential,
@@ -240,6 +298,40 @@ def update_credential(
     if changed:
         record_event(credential, CredentialEvent.Action.UPDATED, actor=actor, changed=changed)
     return credential
+
+
+def _replace_secrets(
+    organization: Organization, credential: Credential, replacements: dict[str, str]
+) -> None:
+    """Encrypt ``replacements`` into ``credential`` (not saved).
+
+    One row never mixes data keys: when the row is under an older data key than the
+    organization's active one (a rotation in progress), the secrets that are kept are
+    re-encrypted under the active key, which needs them decrypted; the replaced ones never
+    are.
+    """
+    data_key = active_data_key(organization)
+    kept_names = [n for n in credential.secret_values if n not in replacements]
+    if credential.data_key_id == data_key.pk or not kept_names:
+        if credential.data_key_id != data_key.pk:
+            credential.secret_values = {}
+        seal_secrets(credential, replacements, data_key)
+        return
+    try:
+        kept = {
+            n: decrypt_secret(
+                credential.data_key,
+                credential.secret_values[n],
+                binding=str(credential.uid),
+                field=n,
+            )
+            for n in kept_names
+        }
+    except crypto.VaultError:
+        raise ValidationError({n: [applications.CANNOT_DECRYPT] for n in kept_names}) from None
+    credential.secret_values = {}
+    seal_secrets(credential, {**kept, **replacements}, data_key)
+    del kept
 
 
 @transaction.atomic
@@ -261,7 +353,7 @@ def check_connection(
     organization: Organization,
     *,
     actor: Actor | Membership,
-    application: str,
+    application: str = "",
     type: str = "rest",
     fields: dict | None = None,
     secrets: dict | None = None,
@@ -269,7 +361,9 @@ def check_connection(
 ) -> ValidationOutcome:
     """The Validate button: check typed values (not saved) against the application.
 
-    Editing a stored credential, secrets left empty are taken from ``credential_id``.
+    Editing a stored credential (``credential_id``; its application and type apply), secrets
+    not typed anew are taken from it. Nothing is saved or recorded, except a stored secret
+    that cannot be decrypted.
     """
     actor = as_actor(actor)
     actor.require(Perm.CHANGE)
@@ -279,16 +373,28 @@ def check_connection(
         credential = access_credential_by_id(organization, credential_id)
         application, type = credential.application, credential.type
         stored_fields = dict(credential.fields)
+        # Only the secrets that were not typed anew are decrypted.
+        needed = [n for n in credential.secret_values if n not in (secrets or {})]
         try:
-            stored_secrets = open_secrets(credential)
+            stored_secrets = {
+                n: decrypt_secret(
+                    credential.data_key,
+                    credential.secret_values[n],
+                    binding=str(credential.uid),
+                    field=n,
+                )
+                for n in needed
+            }
         except crypto.VaultError:
-            stored_secrets = {}
+            record_decrypt_failure(credential, actor=actor)
+            raise ValidationError({n: [applications.CANNOT_DECRYPT] for n in needed}) from None
     checked = check_input(
         application=application,
         type=type,
         fields={**stored_fields, **(fields or {})},
         secrets={**stored_secrets, **(secrets or {})},
     )
+    del stored_secrets
     return applications.validate(
         application, type=type, fields=checked.fields, secrets=checked.secrets
     )

@@ -38,14 +38,25 @@ def _bind_errors(form: CredentialForm, error: ValidationError) -> None:
             form.add_error(None, problem)
 
 
+def _not_installed(request, error: ValidationError) -> HttpResponse:
+    """A 404 page naming the applications (or credential types) there are."""
+    return render(request, "error.html", {"status": 404, "message": error.messages[0]}, status=404)
+
+
 @tenant_view
 def apps(request):
     """Every installed application, its credential types, and the organization's credentials
     under each, in one query whatever their number."""
     by_node = defaultdict(list)
-    for credential in selectors.list_credentials(request.organization).only(
-        "id", "application", "type", "name", "status", "status_message", "checked_at",
-        "account", "secret_hints",
+    # The tree shows no creator: select_related(None) drops the selector's join, which
+    # Django refuses to combine with only().
+    for credential in (
+        selectors.list_credentials(request.organization)
+        .select_related(None)
+        .only(
+            "id", "application", "type", "name", "status", "status_message", "checked_at",
+            "account",
+        )
     ):  # fmt: skip
         by_node[(credential.application, credential.type)].append(credential)
     tree = [
@@ -56,6 +67,9 @@ def apps(request):
                 {"type": t, "credentials": by_node[(app.name, t.name)]}
                 for t in app.credential_types
             ],
+            # The connector keeps actions in a name -> Action mapping; templates need a list.
+            "actions": list(app.actions.values()),
+            "webhook_events": list(app.webhook_events),
         }
         for app in applications.all_applications()
     ]
@@ -91,9 +105,7 @@ def credential_new(request, application: str):
     try:
         spec = applications.credential_type(application, type)
     except ValidationError as error:
-        return render(
-            request, "error.html", {"status": 404, "message": error.messages[0]}, status=404
-        )
+        return _not_installed(request, error)
     form = CredentialForm(request.POST or None, credential_type=spec)
     if request.method == "POST" and form.is_valid():
         name, fields, secrets = form.split()
@@ -122,7 +134,10 @@ def credential_new(request, application: str):
 def credential_check(request, application: str):
     """The Validate button of the new-credential form: nothing is saved."""
     type = request.POST.get("type") or "rest"
-    spec = applications.credential_type(application, type)
+    try:
+        spec = applications.credential_type(application, type)
+    except ValidationError as error:
+        return _not_installed(request, error)
     form = CredentialForm(request.POST, credential_type=spec)
     form.is_valid()  # the name may be empty while validating; the secrets are what matter
     fields, secrets = form.values()
@@ -187,6 +202,8 @@ def credential_detail(request, credential_id: int):
         form=form,
         credential=credential,
     )
+    masked = credential.masked_secrets()
+    context["masked_secrets"] = [(f.label, masked[f.name]) for f in spec.fields if f.name in masked]
     context["events"] = selectors.list_events(request.organization, credential=credential)[:50]
     return render(
         request, "vault/credential_detail.html", context, status=400 if form.errors else 200
