@@ -3,6 +3,8 @@ the pages)."""
 
 from __future__ import annotations
 
+from django.core.exceptions import ValidationError
+from django.http import Http404
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
@@ -19,19 +21,28 @@ from portal.processflows.models import (
     TriggerEvent,
 )
 from portal.processflows.registration import processflow_url
-from portal.processflows.views import _parse_time
 
 
 class DeploymentSerializer(serializers.ModelSerializer):
-    version = serializers.IntegerField(source="version.number")
+    """A deployment with its registration state (webhook) or schedule and cursor (polling)."""
+
+    processflow = serializers.IntegerField(source="processflow_id", read_only=True)
+    version = serializers.IntegerField(source="version.number", read_only=True)
+    schedule = serializers.SerializerMethodField()
 
     class Meta:
         model = Deployment
         fields = [
-            "id", "version", "agent", "state", "registration_state", "registration_message",
-            "registered_url", "subscription_uri", "bad_signature_count", "last_bad_signature_at",
-            "cursor", "deployed_at", "undeployed_at", "reconciled_at",
+            "id", "processflow", "version", "agent", "state", "registration_state",
+            "registration_message", "registered_url", "subscription_uri", "bad_signature_count",
+            "last_bad_signature_at", "schedule", "cursor", "deployed_at", "undeployed_at",
+            "reconciled_at",
         ]  # fmt: skip
+
+    def get_schedule(self, deployment) -> dict | None:
+        if deployment.processflow.trigger_type != "polling":
+            return None
+        return deployment.version.definition["trigger"]["schedule"]
 
 
 class ProcessflowSerializer(serializers.ModelSerializer):
@@ -58,7 +69,12 @@ class ProcessflowSerializer(serializers.ModelSerializer):
         return processflow_url(flow) if flow.trigger_type == "webhook" else None
 
     def get_deployment(self, flow) -> dict | None:
-        deployment = selectors.active_deployment(flow)
+        deployments = self.context.get("deployments")
+        deployment = (
+            deployments.get(flow.pk)
+            if deployments is not None
+            else selectors.active_deployment(flow)
+        )
         return DeploymentSerializer(deployment).data if deployment else None
 
 
@@ -98,6 +114,10 @@ class RunDetailSerializer(RunSerializer):
 
 class EventSerializer(serializers.ModelSerializer):
     processflow = serializers.IntegerField(source="deployment.processflow_id")
+    signature_verified = serializers.SerializerMethodField(
+        help_text="Webhook deliveries are stored only once their signature verified; polled "
+        "records have no signature (null)."
+    )
 
     class Meta:
         model = TriggerEvent
@@ -108,9 +128,13 @@ class EventSerializer(serializers.ModelSerializer):
             "source",
             "event_name",
             "dedupe_key",
+            "signature_verified",
             "received_at",
             "duplicates",
         ]
+
+    def get_signature_verified(self, event) -> bool | None:
+        return True if event.source == TriggerEvent.Source.WEBHOOK else None
 
 
 class EventDetailSerializer(EventSerializer):
@@ -136,6 +160,12 @@ class ProcessflowViewSet(
         if self.is_schema_generation:
             return Processflow.objects.none()
         return selectors.list_processflows(self.organization)
+
+    def get_serializer_context(self):
+        context = super().get_serializer_context()
+        if self.action == "list" and not self.is_schema_generation:
+            context["deployments"] = selectors.active_deployments(self.organization)
+        return context
 
     def create(self, request, org: str):
         serializer = ProcessflowSerializer(data=request.data)
@@ -193,8 +223,6 @@ class ProcessflowViewSet(
         flow = self.get_object()
         deployment = selectors.active_deployment(flow) or flow.deployments.first()
         if deployment is None:
-            from django.http import Http404
-
             raise Http404("This processflow has never been deployed.")
         return Response(DeploymentSerializer(deployment).data)
 
@@ -213,25 +241,19 @@ class RunViewSet(
     def get_queryset(self):
         if self.is_schema_generation:
             return Run.objects.none()
-        params = self.request.query_params
-        flow = None
-        if params.get("processflow", "").isdigit():
-            flow = selectors.access_processflow_by_id(self.organization, int(params["processflow"]))
-        status_filter = params.get("status")
-        return selectors.list_runs(
-            self.organization,
-            processflow=flow,
-            status=status_filter if status_filter in RunStatus.values else None,
-            since=_parse_time(params.get("since", "")),
-            until=_parse_time(params.get("until", "")),
-        ).prefetch_related("steps")
+        if self.action != "list":
+            return selectors.list_runs(self.organization).prefetch_related("steps")
+        filters = selectors.run_filters(self.organization, self.request.query_params)
+        if filters.problems:
+            raise ValidationError(filters.problems)
+        return selectors.list_runs(self.organization, **filters.as_kwargs())
 
     @extend_schema(
         parameters=[
-            OpenApiParameter("status", str, enum=RunStatus.values),
-            OpenApiParameter("processflow", int),
-            OpenApiParameter("since", str),
-            OpenApiParameter("until", str),
+            OpenApiParameter("status", str, enum=RunStatus.values, description="Only this status."),
+            OpenApiParameter("processflow", int, description="Only runs of this processflow."),
+            OpenApiParameter("since", str, description="Created at or after (ISO 8601)."),
+            OpenApiParameter("until", str, description="Created before (ISO 8601)."),
         ]
     )
     def list(self, request, *args, **kwargs):
@@ -259,5 +281,21 @@ class EventViewSet(
         if self.is_schema_generation:
             return TriggerEvent.objects.none()
         if self.action == "retrieve":
-            return TriggerEvent.objects.for_tenant(self.organization).select_related("deployment")
-        return selectors.list_events(self.organization)
+            return TriggerEvent.objects.for_tenant(self.organization).select_related(
+                "deployment__processflow"
+            )
+        flow_id = self.request.query_params.get("processflow", "")
+        if flow_id and not flow_id.isdigit():
+            raise ValidationError({"processflow": ["A processflow is given by its id."]})
+        flow = (
+            selectors.access_processflow_by_id(self.organization, int(flow_id)) if flow_id else None
+        )
+        return selectors.list_events(self.organization, processflow=flow)
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("processflow", int, description="Only events of this processflow.")
+        ]
+    )
+    def list(self, request, *args, **kwargs):
+        return super().list(request, *args, **kwargs)

@@ -29,7 +29,9 @@ and ``{{ trigger.… }}`` / ``{{ steps.<earlier step>.… }}`` references.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 
+from celery.schedules import crontab
 from django.core.exceptions import ValidationError
 
 from portal.processflows import templating
@@ -68,6 +70,16 @@ def _credential(
     return credential
 
 
+def _application(where: str, name):
+    """The connector called ``name``, or a DefinitionError located at ``where``."""
+    if not isinstance(name, str) or not name:
+        raise _problem(where, "Choose an application.")
+    try:
+        return applications.get_application(name)
+    except ValidationError as error:
+        raise _problem(where, " ".join(error.messages)) from None
+
+
 def _filters(where: str, rows) -> list[list[str]]:
     if rows in (None, ""):
         return []
@@ -79,9 +91,38 @@ def _filters(where: str, rows) -> list[list[str]]:
     return [[key.strip(), value] for key, value in rows]
 
 
-def _references(where: str, value, earlier: list[str]) -> None:
-    for root, name in templating.references(value):
-        if root == "steps" and name not in earlier:
+def _texts(value):
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from _texts(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _texts(item)
+
+
+def _paths(value) -> list[list[str]]:
+    """The dotted path of every ``{{ … }}`` reference in ``value``, split into segments."""
+    return [
+        match.group(1).split(".")
+        for text in _texts(value)
+        for match in templating.REFERENCE.finditer(text)
+    ]
+
+
+def _references(where: str, value, earlier: dict[str, set[str] | None]) -> None:
+    """Check that references name the trigger or an earlier step, and, where that step's
+    output is known before running (a map step's fields, an action's declared answer), a
+    field it has. ``earlier`` maps step names to their known fields (None: not known)."""
+    for parts in _paths(value):
+        root = parts[0]
+        if root not in {"trigger", "steps"}:
+            raise _problem(where, f"References start with trigger. or steps., not {root}.")
+        if root != "steps":
+            continue
+        name = parts[1] if len(parts) > 1 else ""
+        if name not in earlier:
             raise _problem(
                 where,
                 f"{{{{ steps.{name} }}}} refers to no earlier step"
@@ -91,15 +132,27 @@ def _references(where: str, value, earlier: list[str]) -> None:
                     else "; this is the first step."
                 ),
             )
-        if root not in {"trigger", "steps"}:
-            raise _problem(where, f"References start with trigger. or steps., not {root}.")
+        fields = earlier[name]
+        if len(parts) > 2 and fields is not None and parts[2] not in fields:
+            raise _problem(
+                where,
+                f"{{{{ {'.'.join(parts)} }}}}: step {name!r} has no field {parts[2]!r}; "
+                f"it has: {', '.join(sorted(fields))}.",
+            )
 
 
-def _action(organization, where: str, spec: dict, earlier: list[str]) -> dict:
+def _output_fields(app, action: str) -> set[str] | None:
+    """The top-level fields an action's answer declares (None when it declares none)."""
+    schema = app.actions[action].output_schema or {}
+    properties = schema.get("properties") if isinstance(schema, Mapping) else None
+    return set(properties) if isinstance(properties, Mapping) and properties else None
+
+
+def _action(organization, where: str, spec, earlier: dict[str, set[str] | None]) -> dict:
+    if not isinstance(spec, dict):
+        raise _problem(where, "An action is an object with an application and an action.")
     application = spec.get("application")
-    app = applications.get_application(application) if application else None
-    if app is None:
-        raise _problem(f"{where}.application", "Choose an application.")
+    app = _application(f"{where}.application", application)
     action = spec.get("action")
     if action not in app.actions:
         raise _problem(
@@ -133,19 +186,41 @@ def _action(organization, where: str, spec: dict, earlier: list[str]) -> dict:
 def _schedule(where: str, spec) -> dict:
     if not isinstance(spec, dict):
         raise _problem(where, "Choose an interval, a cron expression or once.")
-    if spec.get("once"):
+    if spec.get("once") is True:
         return {"once": True}
-    if spec.get("cron"):
-        fields = str(spec["cron"]).split()
-        if len(fields) != 5:
-            raise _problem(
-                where, "A cron expression has five fields: minute hour day month weekday."
-            )
-        return {"cron": " ".join(fields)}
+    if "cron" in spec:
+        return {"cron": _cron(f"{where}.cron", spec["cron"])}
     every = spec.get("every_seconds")
-    if not isinstance(every, int) or every < MIN_INTERVAL_SECONDS:
-        raise _problem(where, f"Poll at most every {MIN_INTERVAL_SECONDS} seconds.")
+    if isinstance(every, bool) or not isinstance(every, int):
+        raise _problem(
+            f"{where}.every_seconds", "Choose an interval in whole seconds, a cron or once."
+        )
+    if every < MIN_INTERVAL_SECONDS:
+        raise _problem(
+            f"{where}.every_seconds",
+            f"Poll at most every {MIN_INTERVAL_SECONDS} seconds (got {every}).",
+        )
     return {"every_seconds": every}
+
+
+CRON_FIELDS = ("minute", "hour", "day_of_month", "month_of_year", "day_of_week")
+CRON_TEXT = re.compile(r"^[0-9A-Za-z*/,\-]+$")
+
+
+def _cron(where: str, expression) -> str:
+    """A five-field cron expression, each field checked by the scheduler's own parser."""
+    fields = str(expression or "").split()
+    if len(fields) != 5:
+        raise _problem(where, "A cron expression has five fields: minute hour day month weekday.")
+    for name, value in zip(CRON_FIELDS, fields, strict=True):
+        label = name.replace("_", " ")
+        if not CRON_TEXT.match(value):
+            raise _problem(where, f"The {label} field {value!r} is not valid.")
+        try:
+            crontab(**{name: value})
+        except (ValueError, TypeError, IndexError) as error:
+            raise _problem(where, f"The {label} field {value!r} is not valid: {error}") from None
+    return " ".join(fields)
 
 
 def _trigger(organization, spec) -> dict:
@@ -153,7 +228,9 @@ def _trigger(organization, spec) -> dict:
         raise _problem("trigger.type", "The trigger is 'webhook' or 'polling'.")
     if spec["type"] == "webhook":
         application = spec.get("application")
-        app = applications.get_application(application or "")
+        if not application and not isinstance(spec.get("credential"), int):
+            raise _problem("trigger.credential", "Choose the credential the events come from.")
+        app = _application("trigger.application", application)
         events = spec.get("events")
         available = applications.webhook_events(application)
         if not available:
@@ -162,7 +239,7 @@ def _trigger(organization, spec) -> dict:
             raise _problem(
                 "trigger.events", f"Choose at least one event of: {', '.join(available)}."
             )
-        unknown = [e for e in events if e not in available]
+        unknown = [e for e in events if not isinstance(e, str) or e not in available]
         if unknown:
             raise _problem(
                 "trigger.events",
@@ -193,7 +270,7 @@ def _trigger(organization, spec) -> dict:
         }
     cleaned = {"type": "polling", "schedule": _schedule("trigger.schedule", spec.get("schedule"))}
     source = spec.get("source")
-    cleaned["source"] = _action(organization, "trigger.source", source, []) if source else None
+    cleaned["source"] = _action(organization, "trigger.source", source, {}) if source else None
     if cleaned["source"]:
         cleaned["source"].pop("type")
         cleaned["source"].pop("document", None)
@@ -210,7 +287,8 @@ def clean_definition(organization: Organization, definition) -> dict:
         raise _problem("steps", "Add at least one step.")
     if len(steps) > MAX_STEPS:
         raise _problem("steps", f"At most {MAX_STEPS} steps.")
-    cleaned_steps, earlier = [], []
+    cleaned_steps: list[dict] = []
+    earlier: dict[str, set[str] | None] = {}
     for index, step in enumerate(steps):
         where = f"steps[{index}]"
         if not isinstance(step, dict):
@@ -228,14 +306,19 @@ def clean_definition(organization: Organization, definition) -> dict:
             mapping = step.get("mapping")
             if not isinstance(mapping, dict) or not mapping:
                 raise _problem(f"{where}.mapping", "A map step maps at least one field.")
-            _references(f"{where}.mapping", mapping, earlier)
+            for key, value in mapping.items():
+                _references(f"{where}.mapping.{key}", value, earlier)
             cleaned = {"type": "map", "mapping": mapping}
+            fields = {str(key) for key in mapping}
         elif kind == "action":
             cleaned = _action(organization, where, step, earlier)
+            fields = _output_fields(
+                applications.get_application(cleaned["application"]), cleaned["action"]
+            )
         else:
             raise _problem(f"{where}.type", "A step is an 'action' or a 'map'.")
         cleaned_steps.append({"name": name, **cleaned})
-        earlier.append(name)
+        earlier[name] = fields
     return {"trigger": trigger, "steps": cleaned_steps}
 
 

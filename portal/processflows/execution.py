@@ -21,10 +21,16 @@ from django.utils import timezone
 from portal.processflows import registration, templating
 from portal.processflows.models import Run, RunStatus, StepRun
 from portal.processflows.redaction import redact
-from portal.vault import applications
+from portal.processflows.signing import signing_key
+from portal.vault import applications, crypto
+from portal.vault.keys import open_secrets
 from portal.vault.models import Credential
 
 logger = logging.getLogger(__name__)
+
+# Secret values shorter than this are not searched for in stored documents: a three-letter
+# password would blank out every text that happens to contain those letters.
+MIN_SECRET_LENGTH = 8
 
 
 class StepFailed(Exception):
@@ -91,9 +97,28 @@ def _renew(run: Run) -> bool:
     )
 
 
-def _finish(run: Run, **fields) -> None:
+class _Lease:
+    """This worker's hold on a run, renewed before a step once half of it has passed.
+
+    Until the lease expires nobody else can take the run (claims and the sweeper both wait
+    for the expiry), so renewing earlier would only cost a write per step.
+    """
+
+    def __init__(self, run: Run):
+        self.run = run
+        self.renewed = time.monotonic()
+
+    def hold(self) -> bool:
+        if time.monotonic() - self.renewed < settings.PORTAL_RUN_LEASE_SECONDS / 2:
+            return True
+        self.renewed = time.monotonic()
+        return _renew(self.run)
+
+
+def _finish(run: Run, **fields) -> bool:
+    """Record the run's outcome and let go of it; False if it was no longer ours."""
     fields.update(lease_owner="", lease_expires_at=None)
-    Run.objects.filter(pk=run.pk, lease_owner=run.lease_owner).update(**fields)
+    return bool(Run.objects.filter(pk=run.pk, lease_owner=run.lease_owner).update(**fields))
 
 
 def backoff_seconds(attempt: int) -> float:
@@ -107,59 +132,88 @@ def execute(run_id: int) -> str | None:
     run = claim(run_id)
     if run is None:
         return None
+    if run.attempt > settings.PORTAL_RUN_MAX_ATTEMPTS:
+        # Every earlier attempt ended without a verdict (its worker died): a run that kills
+        # its worker must not be taken over forever.
+        _finish(
+            run,
+            status=RunStatus.FAILED,
+            error=f"Stopped after {settings.PORTAL_RUN_MAX_ATTEMPTS} attempts that did not "
+            "finish (their worker stopped). Replay it once the cause is fixed.",
+            finished_at=timezone.now(),
+        )
+        return RunStatus.FAILED
     definition = run.version.definition
     from portal.processflows.runs import trigger_document
 
     # The unredacted trigger document exists only here, in the worker's memory.
     context = {"trigger": trigger_document(run.event) if run.event_id else run.input, "steps": {}}
-    done = {s.position: s for s in StepRun.objects.filter(run=run, status=RunStatus.SUCCEEDED)}
+    records = {record.position: record for record in StepRun.objects.filter(run=run)}
+    lease = _Lease(run)
+    secrets: set[str] = set()
     output = {}
     for position, step in enumerate(definition.get("steps", [])):
-        name = step["name"]
-        if position in done:
-            context["steps"][name] = output = done[position].output
+        name, action = step["name"], step.get("type", "action") != "map"
+        record = records.get(position) or StepRun(run=run, position=position, name=name)
+        if action and record.status == RunStatus.SUCCEEDED:
+            # An action that succeeded before the worker died is not sent again. Its stored
+            # answer is redacted, which is what later steps get; map steps are recomputed
+            # instead, so a resumed run forwards exactly what an uninterrupted one would.
+            context["steps"][name] = output = record.output
             continue
-        if not _renew(run):
-            return None
-        record, _ = StepRun.objects.get_or_create(
-            run=run, position=position, defaults={"name": name}
-        )
         started = time.monotonic()
+        record.status = RunStatus.RUNNING
         record.started_at = timezone.now()
         record.attempts += 1
+        if action:
+            if not lease.hold():
+                return None
+            record.save()  # shown as running while the application is called
         try:
-            output, summary = run_step(run, step, context)
+            output, summary = run_step(run, step, context, secrets=secrets)
         except StepFailed as failure:
-            record.status = RunStatus.FAILED
-            record.error = str(failure)
-            record.request = failure.request
-            record.response_status = failure.status
-            record.duration_ms = int((time.monotonic() - started) * 1000)
-            record.finished_at = timezone.now()
-            record.save()
-            return _fail_or_retry(run, failure, name)
+            _record_failure(record, failure, started, secrets)
+            return _fail_or_retry(run, failure, name, secrets)
+        except Exception as error:  # a bug or an outage of our own: bounded retries
+            logger.exception("run %s, step %r failed unexpectedly", run.pk, name)
+            failure = StepFailed(
+                f"The step stopped on an internal error ({type(error).__name__}).",
+                retryable=True,
+            )
+            _record_failure(record, failure, started, secrets)
+            return _fail_or_retry(run, failure, name, secrets)
         record.status = RunStatus.SUCCEEDED
         record.error = ""
-        record.request = summary.get("request", {})
+        record.request = redact(summary.get("request", {}), secrets=secrets)
         record.response_status = summary.get("status")
-        record.output = redact(output)
+        record.output = redact(output, secrets=secrets)
         record.duration_ms = int((time.monotonic() - started) * 1000)
         record.finished_at = timezone.now()
         record.save()
         context["steps"][name] = output
-    _finish(
+    finished = _finish(
         run,
         status=RunStatus.SUCCEEDED,
-        output=redact(output if isinstance(output, dict) else {"result": output}),
+        output=redact(output if isinstance(output, dict) else {"result": output}, secrets=secrets),
         error="",
         finished_at=timezone.now(),
         next_attempt_at=None,
     )
-    return RunStatus.SUCCEEDED
+    return RunStatus.SUCCEEDED if finished else None
 
 
-def _fail_or_retry(run: Run, failure: StepFailed, step_name: str) -> str:
-    message = f"Step {step_name!r}: {failure}"
+def _record_failure(record: StepRun, failure: StepFailed, started: float, secrets) -> None:
+    record.status = RunStatus.FAILED
+    record.error = redact(str(failure), secrets=secrets)
+    record.request = redact(failure.request, secrets=secrets)
+    record.response_status = failure.status
+    record.duration_ms = int((time.monotonic() - started) * 1000)
+    record.finished_at = timezone.now()
+    record.save()
+
+
+def _fail_or_retry(run: Run, failure: StepFailed, step_name: str, secrets=()) -> str:
+    message = redact(f"Step {step_name!r}: {failure}", secrets=secrets)
     if failure.retryable and run.attempt < settings.PORTAL_RUN_MAX_ATTEMPTS:
         delay = max(backoff_seconds(run.attempt), failure.retry_after or 0)
         _finish(
@@ -176,8 +230,23 @@ def _fail_or_retry(run: Run, failure: StepFailed, step_name: str) -> str:
     return RunStatus.FAILED
 
 
-def run_step(run: Run, step: dict, context: dict) -> tuple[object, dict]:
-    """Execute one step; returns (output, summary). Raises StepFailed."""
+def _secret_values(credential: Credential) -> set[str]:
+    """The credential's secret values, to keep them out of what a run stores (an API that
+    echoes the token it was sent under an innocent key would otherwise have it stored)."""
+    try:
+        values = open_secrets(credential).values()
+    except crypto.VaultError:
+        return set()  # then the action cannot run either, and says so
+    return {value for value in values if len(value) >= MIN_SECRET_LENGTH}
+
+
+def run_step(
+    run: Run, step: dict, context: dict, *, secrets: set[str] | None = None
+) -> tuple[object, dict]:
+    """Execute one step; returns (output, summary). Raises StepFailed.
+
+    ``secrets`` collects the secret values of the credentials used, for redaction.
+    """
     kind = step.get("type", "action")
     if kind == "map":
         try:
@@ -194,6 +263,8 @@ def run_step(run: Run, step: dict, context: dict) -> tuple[object, dict]:
         raise StepFailed(
             "Its credential was deleted; choose another and deploy again.", retryable=False
         )
+    if secrets is not None:
+        secrets |= _secret_values(credential)
     document = None
     if step.get("document") not in (None, ""):
         try:
@@ -208,6 +279,8 @@ def run_step(run: Run, step: dict, context: dict) -> tuple[object, dict]:
         # The seed's manual way: this step subscribes another flow's Processflow URL, whose
         # deliveries are verified with that flow's signing key, so the application gets it.
         filters = registration.with_signing_key(credential.application, target, filters)
+        if secrets is not None and (key := signing_key(target)):
+            secrets.add(key)
     result = applications.run_action(
         credential,
         step["action"],

@@ -6,12 +6,15 @@ build a list), as in the seed's action-filter grid. The definition checks everyt
 
 from __future__ import annotations
 
+import re
+
 from django import forms
 
 from portal.vault import applications
 from portal.vault.selectors import list_credentials
 
 STEP_SLOTS = 6
+STEP_PATH = re.compile(r"^steps\[(\d+)\]$")
 SCHEDULES = [
     ("every", "Every N seconds"),
     ("cron", "Cron expression"),
@@ -194,19 +197,23 @@ class ProcessflowForm(forms.Form):
                 initial[f"step{n}_document"] = step.get("document", "")
         return initial
 
-    def definition(self) -> dict:
-        """The definition typed into the form (checked later by clean_definition)."""
+    def definition(self) -> dict | None:
+        """The definition typed into the form (checked later by clean_definition), or None
+        when action-filter or mapping rows cannot be read (the fields then carry errors)."""
         data = self.cleaned_data
+        unreadable = False
 
         def credential(value):
             return int(value) if value and value.isdigit() else None
 
         def rows(field):
+            nonlocal unreadable
             try:
                 return parse_rows(data.get(field, ""))
             except forms.ValidationError as error:
                 self.add_error(field, error)
-                raise
+                unreadable = True
+                return []
 
         if data["trigger_type"] == "webhook":
             cred = credential(data.get("webhook_credential"))
@@ -246,10 +253,13 @@ class ProcessflowForm(forms.Form):
                 }
             trigger = {"type": "polling", "schedule": schedule, "source": source}
         steps = []
+        # Which slot each step of the definition came from, to put its errors back there.
+        self.step_slots = []
         for n in range(STEP_SLOTS):
             name = (data.get(f"step{n}_name") or "").strip()
             if not name:
                 continue
+            self.step_slots.append(n)
             if data.get(f"step{n}_type") == "map":
                 steps.append(
                     {"name": name, "type": "map", "mapping": dict(rows(f"step{n}_mapping"))}
@@ -267,4 +277,55 @@ class ProcessflowForm(forms.Form):
             if data.get(f"step{n}_document"):
                 step["document"] = data[f"step{n}_document"]
             steps.append(step)
+        if unreadable:
+            return None
         return {"trigger": trigger, "steps": steps}
+
+    def field_for(self, where: str) -> str | None:
+        """The form field a definition problem located at ``where`` belongs to (None: the
+        form as a whole), e.g. ``steps[1].filters.uuid`` -> ``step2_filters`` when the
+        second step was typed in the third slot."""
+        head, _, rest = where.partition(".")
+        part = rest.split(".", 1)[0]
+        if head == "name" or head == "description":
+            return head
+        if head == "trigger":
+            if part == "type":
+                return "trigger_type"
+            if part == "schedule":
+                sub = rest.split(".")[1] if rest.count(".") else ""
+                return {"every_seconds": "every_seconds", "cron": "cron"}.get(sub, "schedule_kind")
+            if part == "source":
+                sub = rest.split(".")[1] if rest.count(".") else ""
+                return {"credential": "source_credential", "filters": "source_filters"}.get(
+                    sub, "source_action"
+                )
+            return {
+                "credential": "webhook_credential",
+                "application": "webhook_credential",
+                "events": "webhook_events",
+                "scope": "webhook_scope",
+                "registration": "webhook_registration",
+            }.get(part)
+        match = STEP_PATH.match(head)
+        slots = getattr(self, "step_slots", [])
+        if match and int(match.group(1)) < len(slots):
+            slot = slots[int(match.group(1))]
+            field = {"application": "action", "": "name"}.get(part, part)
+            if f"step{slot}_{field}" in self.fields:
+                return f"step{slot}_{field}"
+        return None
+
+    def add_definition_error(self, error) -> None:
+        """Show a service's ValidationError on the fields it names."""
+        if not hasattr(error, "error_dict"):
+            for message in error.messages:
+                self.add_error(None, message)
+            return
+        for where, problems in error.message_dict.items():
+            field = self.field_for(where)
+            for problem in problems:
+                if field is None:
+                    self.add_error(None, f"{where}: {problem}" if "." in where else problem)
+                else:
+                    self.add_error(field, problem)

@@ -4,31 +4,32 @@ The order matters. The signature is checked over the raw body before anything is
 stored. The event and its outbox entry are committed in one transaction, and only then does
 the sender get its 2xx: an event we acknowledged is on disk, whatever happens to Redis or
 the workers afterwards. If the database cannot take it, the answer is 503 and the sender
-retries (Calendly retries for a day). Nothing here talks to the application's API.
+retries (Calendly retries for a day). Nothing here talks to the application's API, nor to
+the broker: the relay (``manage.py relay_outbox``) publishes stored events, the sweeper
+catches what it misses, so a broker outage costs intake nothing.
+
+The two database operations of an accepted delivery (finding the deployment, storing the
+event with its outbox entry) are in ``eventstore``, written for this hot path.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import re
+import uuid
 from datetime import timedelta
 
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
-from django.db import DatabaseError, IntegrityError, transaction
+from django.db import DatabaseError, transaction
 from django.db.models import F
-from django.http import JsonResponse
+from django.http import JsonResponse, UnreadablePostError
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 
-from portal.processflows.models import (
-    Deployment,
-    Outbox,
-    RejectedDelivery,
-    TriggerEvent,
-    TriggerType,
-)
-from portal.processflows.outbox import publish
+from portal.processflows import eventstore
+from portal.processflows.models import Deployment, RejectedDelivery
 from portal.processflows.signing import signing_key
 from portal.vault import applications
 
@@ -36,6 +37,10 @@ logger = logging.getLogger(__name__)
 
 # Headers worth keeping with an event (for support and replay); never Authorization/Cookie.
 KEPT_HEADERS = ("content-type", "user-agent", "calendly-webhook-signature", "x-request-id")
+# Deeper documents are refused: runs walk them recursively, and no sender nests this deep.
+MAX_DEPTH = 64
+# Characters PostgreSQL cannot store in text or jsonb: NUL and unpaired surrogates.
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 
 
 def _answer(status: int, message: str, **extra) -> JsonResponse:
@@ -53,19 +58,20 @@ def _kept_headers(request) -> dict[str, str]:
 def _reject(
     deployment: Deployment, request, *, status: int, reason: str, size: int
 ) -> JsonResponse:
-    RejectedDelivery.objects.create(
-        organization_id=deployment.organization_id,
-        deployment=deployment,
-        reason=reason[:200],
-        status_code=status,
-        size=size,
-        headers=_kept_headers(request),
-    )
-    if status == 401:
-        Deployment.objects.filter(pk=deployment.pk).update(
-            bad_signature_count=F("bad_signature_count") + 1,
-            last_bad_signature_at=timezone.now(),
+    with transaction.atomic():
+        RejectedDelivery.objects.create(
+            organization_id=deployment.organization_id,
+            deployment=deployment,
+            reason=reason[:200],
+            status_code=status,
+            size=size,
+            headers=_kept_headers(request),
         )
+        if status == 401:
+            Deployment.objects.filter(pk=deployment.pk).update(
+                bad_signature_count=F("bad_signature_count") + 1,
+                last_bad_signature_at=timezone.now(),
+            )
     return _answer(status, reason)
 
 
@@ -73,8 +79,8 @@ def _verify(deployment: Deployment, application: str, request, raw: bytes):
     """Check the signature with this deployment's key, then (only if that fails) with the
     keys of deployments of the same flow retired within the grace period: during a redeploy
     the application may still deliver through the old subscription, and those events must
-    not be lost. None when no key is known at all."""
-    verification = None
+    not be lost. None when no key is known at all; on failure, the current key's reason."""
+    first = None
     for candidate in _key_holders(deployment):
         key = signing_key(candidate)
         if key is None:
@@ -89,7 +95,8 @@ def _verify(deployment: Deployment, application: str, request, raw: bytes):
         del key
         if verification.ok:
             return verification
-    return verification
+        first = first or verification
+    return first
 
 
 def _key_holders(deployment: Deployment):
@@ -107,11 +114,63 @@ def _key_holders(deployment: Deployment):
     )
 
 
+def _reject_constant(name: str):
+    raise ValueError(f"{name} is not JSON")
+
+
+def _parse(raw: bytes) -> tuple[dict | None, str]:
+    """The body as a JSON object, or None and the reason it is refused.
+
+    Beyond being JSON, a stored event must be storable and processable wherever it goes
+    later (jsonb run inputs, recursive redaction): a verified body that would fail there
+    would be accepted now and fail forever after, so it is refused here instead.
+    """
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return None, "Body is not UTF-8."
+    try:
+        payload = json.loads(text, parse_constant=_reject_constant)
+    except (ValueError, RecursionError):
+        return None, "Body is not JSON."
+    if not isinstance(payload, dict):
+        return None, "Body is not a JSON object."
+    # The walk below is only needed when it can find something: NUL and surrogates can only
+    # arrive escaped (strict JSON refuses raw control characters, strict UTF-8 refuses
+    # encoded surrogates), and nesting deeper than the limit needs that many brackets.
+    escaped = "\\u" in text
+    if escaped or raw.count(b"{") + raw.count(b"[") > MAX_DEPTH:
+        problem = _unstorable(payload, characters=escaped)
+        if problem:
+            return None, problem
+    return payload, ""
+
+
+def _unstorable(payload: dict, *, characters: bool) -> str:
+    """Why a parsed body cannot be stored (nesting; NUL or unpaired surrogates), or ""."""
+    stack = [(payload, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            return f"Body is nested deeper than {MAX_DEPTH} levels."
+        if isinstance(value, dict):
+            if characters and any(_UNSTORABLE.search(key) for key in value):
+                return "Body holds a NUL character or an unpaired surrogate."
+            stack.extend((item, depth + 1) for item in value.values())
+        elif isinstance(value, list):
+            stack.extend((item, depth + 1) for item in value)
+        elif characters and isinstance(value, str) and _UNSTORABLE.search(value):
+            return "Body holds a NUL character or an unpaired surrogate."
+    return ""
+
+
 @csrf_exempt
 def receive(request, hook_id: str):
     """Accept one webhook delivery for the deployed processflow behind ``hook_id``."""
     if request.method != "POST":
-        return _answer(405, "Webhook deliveries are POST requests.")
+        response = _answer(405, "Webhook deliveries are POST requests.")
+        response["Allow"] = "POST"
+        return response
     try:
         return _receive(request, hook_id)
     except DatabaseError as error:
@@ -120,29 +179,34 @@ def receive(request, hook_id: str):
 
 
 def _receive(request, hook_id: str):
-    deployment = (
-        Deployment.objects.select_related("processflow", "version", "signing_data_key")
-        .filter(
-            processflow__hook_id=hook_id,
-            state=Deployment.State.ACTIVE,
-            processflow__trigger_type=TriggerType.WEBHOOK,
-        )
-        .first()
-    )
-    if deployment is None:
+    hook = eventstore.find_deployment(hook_id)
+    if hook is None:
         return _answer(404, "No deployed processflow has this URL.")
+    deployment, application = hook.deployment, hook.application
+    if not isinstance(deployment.uid, uuid.UUID):
+        # SQLite returns the uid as 32 hex digits, and the signing key is bound to the
+        # canonical form (eventstore.find_deployment should convert it; reported).
+        deployment.uid = uuid.UUID(deployment.uid)
+    limit = settings.PORTAL_WEBHOOK_MAX_BYTES
     try:
-        raw = request.body
-    except RequestDataTooBig:
-        raw = None
-    if raw is None or len(raw) > settings.PORTAL_WEBHOOK_MAX_BYTES:
-        size = int(request.META.get("CONTENT_LENGTH") or 0)
+        declared = int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        declared = 0
+    # A body declared too large is refused without reading it.
+    raw = None
+    if declared <= limit:
+        try:
+            raw = request.body
+        except RequestDataTooBig:
+            raw = None
+        except UnreadablePostError:
+            return _answer(400, "The body could not be read completely.")
+    if raw is None or len(raw) > limit:
         return _reject(
-            deployment, request, status=413, size=size,
-            reason=f"Body larger than {settings.PORTAL_WEBHOOK_MAX_BYTES} bytes.",
+            deployment, request, status=413, size=max(declared, len(raw or b"")),
+            reason=f"Body larger than {limit} bytes.",
         )  # fmt: skip
 
-    application = deployment.version.definition["trigger"]["application"]
     verification = _verify(deployment, application, request, raw)
     if verification is None:
         return _reject(
@@ -152,35 +216,19 @@ def _receive(request, hook_id: str):
     if not verification.ok:
         return _reject(deployment, request, status=401, size=len(raw), reason=verification.reason)
 
-    try:
-        payload = json.loads(raw.decode("utf-8"))
-    except UnicodeDecodeError:
-        return _reject(deployment, request, status=400, size=len(raw), reason="Body is not UTF-8.")
-    except ValueError:
-        return _reject(deployment, request, status=400, size=len(raw), reason="Body is not JSON.")
-    if not isinstance(payload, dict):
-        return _reject(
-            deployment, request, status=400, size=len(raw), reason="Body is not a JSON object."
-        )
+    payload, problem = _parse(raw)
+    if payload is None:
+        return _reject(deployment, request, status=400, size=len(raw), reason=problem)
 
-    dedupe_key = applications.dedupe_key(application, raw)
-    try:
-        with transaction.atomic():
-            event = TriggerEvent.objects.create(
-                organization_id=deployment.organization_id,
-                deployment=deployment,
-                source=TriggerEvent.Source.WEBHOOK,
-                event_name=applications.event_name(application, payload),
-                dedupe_key=dedupe_key,
-                headers=_kept_headers(request),
-                body=raw,
-            )
-            Outbox.objects.create(event=event)
-            transaction.on_commit(lambda: publish([event.pk]))
-    except IntegrityError:
+    # The parsed payload, not the raw body: the same key, without parsing the body again.
+    event_id = eventstore.store_delivery(
+        deployment,
+        dedupe_key=applications.dedupe_key(application, payload),
+        event_name=applications.event_name(application, payload),
+        headers=_kept_headers(request),
+        body=raw,
+    )
+    if event_id is None:
         # The sender retried a delivery we already hold: stored once, processed once.
-        TriggerEvent.objects.filter(deployment=deployment, dedupe_key=dedupe_key).update(
-            duplicates=F("duplicates") + 1
-        )
         return _answer(200, "Duplicate delivery; already accepted.")
-    return _answer(202, "Accepted.", event=event.pk)
+    return _answer(202, "Accepted.", event=event_id)

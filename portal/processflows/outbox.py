@@ -1,24 +1,36 @@
 """The transactional outbox between intake and Celery.
 
-An accepted event and its outbox entry are committed together; :func:`publish` then hands
-the entry to the broker. If the broker is down, publishing fails fast and the entry simply
-stays pending: :func:`sweep` (run by beat every few seconds) publishes anything not done
-within a bound, and re-queues runs whose worker died. Consumers are idempotent, so a
-message published twice is processed once.
+An accepted event and its outbox entry are committed together; the relay (``relay.py``)
+hands entries to the broker with :func:`publish` and marks them published. If the broker is
+down, publishing fails and the entry simply stays pending: :func:`sweep` (run by beat every
+few seconds) publishes anything not done within a bound, and re-queues runs whose worker
+died. Consumers are idempotent, so a message published twice is processed once.
+
+Finding the broker down costs a connection timeout (seconds), so after one failure this
+process does not try again for ``BROKER_RETRY_SECONDS``: during an outage nothing that
+enqueues (the relay, a deploy, a worker queueing a run) waits out the timeout every time.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from datetime import timedelta
 
 from django.conf import settings
 from django.db.models import F, Q
 from django.utils import timezone
+from kombu.exceptions import OperationalError as BrokerUnavailable
 
 from portal.processflows.models import Outbox, Run, RunStatus
 
 logger = logging.getLogger(__name__)
+
+# Entries and runs re-published per sweep at most; the next sweep takes the rest.
+BATCH = 1000
+# After the broker was found unreachable, publishing is skipped this long (per process).
+BROKER_RETRY_SECONDS = 5.0
+_broker_down_until = 0.0
 
 
 def enqueue(task, *args, countdown: float = 0) -> bool:
@@ -28,9 +40,19 @@ def enqueue(task, *args, countdown: float = 0) -> bool:
     reconciler sends it again later: a broker outage must never fail a request whose
     transaction already committed.
     """
+    global _broker_down_until
+    if time.monotonic() < _broker_down_until:
+        return False
     try:
         task.apply_async(args, countdown=countdown or None, retry=False)
-    except Exception as error:  # any broker failure leaves the work for the sweeper
+    except (BrokerUnavailable, OSError) as error:
+        _broker_down_until = time.monotonic() + BROKER_RETRY_SECONDS
+        logger.warning(
+            "%s%s not queued (%s); not publishing for %.0f s, the sweeper catches up",
+            task.name, args, type(error).__name__, BROKER_RETRY_SECONDS,
+        )  # fmt: skip
+        return False
+    except Exception as error:  # anything else the broker raises leaves the work pending too
         logger.warning("%s%s not queued (%s)", task.name, args, type(error).__name__)
         return False
     return True
@@ -60,36 +82,58 @@ def publish_run(run_id: int, *, countdown: float = 0) -> bool:
 
 
 def sweep() -> dict[str, int]:
-    """Re-publish what is overdue. Safe to run anywhere, any number of times."""
+    """Re-publish what is overdue. Safe to run anywhere, any number of times.
+
+    Each entry or run is re-published at most once per bound, so a backlog that workers are
+    slowly draining is not multiplied by every sweep.
+    """
     now = timezone.now()
     bound = timedelta(seconds=settings.PORTAL_OUTBOX_REDELIVERY_SECONDS)
-    # Intake publishes right after commit without marking it (one write fewer on the hot
-    # path); anything not done within the bound is published again and marked here.
+    # Anything not done within the bound of its creation and of its last publication (by
+    # the relay or an earlier sweep) is published again and marked here.
     overdue = (
         Outbox.objects.filter(done_at__isnull=True, created_at__lt=now - bound)
         .filter(Q(published_at__isnull=True) | Q(published_at__lt=now - bound))
         .order_by("pk")
     )
-    pending = list(overdue.values_list("pk", "event_id")[:1000])
+    pending = list(overdue.values_list("pk", "event_id")[:BATCH])
     outbox_sent = publish([event_id for _, event_id in pending])
     Outbox.objects.filter(pk__in=[pk for pk, _ in pending[:outbox_sent]]).update(
         published_at=now, publish_attempts=F("publish_attempts") + 1
     )
 
+    # A run whose worker died holds an expired lease: hand it back as waiting (the old
+    # worker, should it still be alive, can no longer write), then re-publish it below.
+    abandoned = Run.objects.filter(
+        status__in=[RunStatus.QUEUED, RunStatus.RUNNING, RunStatus.RETRYING],
+        lease_expires_at__lt=now,
+    )
+    released = abandoned.update(
+        status=RunStatus.RETRYING,
+        lease_owner="",
+        lease_expires_at=None,
+        next_attempt_at=now - bound - timedelta(seconds=1),
+        error="Its worker stopped before finishing; the run resumes where it was.",
+    )
+    # A waiting run is overdue when its message should have been consumed long ago: queued
+    # (or due) more than a bound ago. Re-publishing sets ``next_attempt_at`` to now, which
+    # keeps it due for claiming and out of the next sweeps until another bound has passed.
     waiting = Q(status__in=[RunStatus.QUEUED, RunStatus.RETRYING], lease_expires_at__isnull=True)
     overdue_run = Q(next_attempt_at__isnull=True, created_at__lt=now - bound) | Q(
         next_attempt_at__lt=now - bound
     )
-    lease_lost = Q(
-        status__in=[RunStatus.QUEUED, RunStatus.RUNNING, RunStatus.RETRYING],
-        lease_expires_at__lt=now,
-    )
-    stuck_runs = Run.objects.filter((waiting & overdue_run) | lease_lost)
-    runs_sent = 0
-    for run_id in stuck_runs.values_list("pk", flat=True)[:1000]:
+    sent_runs = []
+    for run_id in Run.objects.filter(waiting & overdue_run).values_list("pk", flat=True)[:BATCH]:
         if not publish_run(run_id):
             break
-        runs_sent += 1
-    if outbox_sent or runs_sent:
-        logger.info("sweeper re-published %s event(s) and %s run(s)", outbox_sent, runs_sent)
-    return {"events": outbox_sent, "runs": runs_sent}
+        sent_runs.append(run_id)
+    # Only runs still waiting as they were: one a worker finished or rescheduled meanwhile
+    # keeps what the worker wrote.
+    Run.objects.filter(waiting & overdue_run, pk__in=sent_runs).update(next_attempt_at=now)
+    runs_sent = len(sent_runs)
+    if outbox_sent or runs_sent or released:
+        logger.info(
+            "sweeper re-published %s event(s) and %s run(s); %s run(s) had lost their worker",
+            outbox_sent, runs_sent, released,
+        )  # fmt: skip
+    return {"events": outbox_sent, "runs": runs_sent, "released": released}

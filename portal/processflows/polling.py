@@ -16,6 +16,9 @@ from portal.vault import applications
 from portal.vault.models import Credential
 
 POLL_TASK = "portal.actions.poll"
+# Records fetched per poll at most; a source should narrow itself (min_start_time, status…)
+# rather than rely on this.
+POLL_LIMIT = 1000
 
 
 def schedule(deployment: Deployment) -> PeriodicTask:
@@ -43,6 +46,7 @@ def schedule(deployment: Deployment) -> PeriodicTask:
 
 
 def unschedule(deployment: Deployment) -> None:
+    """Remove a deployment's beat entry (nothing if it has none)."""
     if deployment.schedule_id:
         PeriodicTask.objects.filter(pk=deployment.schedule_id).delete()
 
@@ -73,8 +77,26 @@ def _store(deployment: Deployment, item: dict, *, dedupe_key: str, name: str) ->
     return event.pk
 
 
+def _record_error(deployment: Deployment, now, message: str) -> None:
+    Deployment.objects.filter(pk=deployment.pk).update(
+        cursor={
+            **deployment.cursor,
+            "polled_at": now.isoformat(),
+            "new_records": 0,
+            "last_error": message,
+            "last_error_at": now.isoformat(),
+        }
+    )
+
+
 def poll(deployment_id: int) -> int:
-    """Fetch the source's records (or make one tick) and store the new ones as events."""
+    """Fetch the source's records (or make one tick) and store the new ones as events.
+
+    A record is new if no deployment of the same processflow stored it before, so
+    redeploying (a new schedule, a new version) does not process old records again. The
+    deployment's cursor records when it polled, how many records were new, and the last
+    error.
+    """
     deployment = (
         Deployment.objects.select_related("version", "processflow__organization")
         .filter(pk=deployment_id, state=Deployment.State.ACTIVE)
@@ -97,30 +119,39 @@ def poll(deployment_id: int) -> int:
             .first()
         )
         if credential is None:
+            _record_error(deployment, now, "The source's credential was deleted.")
             return 0
         result = applications.run_action(
             credential, source["action"], filters=source.get("filters", []), context={},
-            limit=source.get("limit", 100),
+            limit=POLL_LIMIT,
+            purpose=f"processflow {deployment.processflow.name!r}, poll",
         )  # fmt: skip
         if not result.ok:
-            Deployment.objects.filter(pk=deployment.pk).update(
-                cursor={
-                    **deployment.cursor,
-                    "last_error": result.message,
-                    "polled_at": now.isoformat(),
-                }
-            )
+            _record_error(deployment, now, result.message)
             return 0
         items = result.items if result.items is not None else [result.data]
         keys = [_record_key(item) for item in items]
         name = source["action"]
-    created = [
-        event_id
-        for item, key in zip(items, keys, strict=True)
-        if (event_id := _store(deployment, item, dedupe_key=key, name=name)) is not None
-    ]
-    Deployment.objects.filter(pk=deployment.pk).update(
-        cursor={"polled_at": now.isoformat(), "new_records": len(created), "last_error": ""}
+    seen = set(
+        TriggerEvent.objects.filter(
+            deployment__processflow_id=deployment.processflow_id, dedupe_key__in=set(keys)
+        ).values_list("dedupe_key", flat=True)
     )
+    created = []
+    for item, key in zip(items, keys, strict=True):
+        if key in seen:
+            continue
+        seen.add(key)  # the same record twice in one answer is one record
+        event_id = _store(deployment, item, dedupe_key=key, name=name)
+        if event_id is not None:
+            created.append(event_id)
+    cursor = {
+        **deployment.cursor,
+        "polled_at": now.isoformat(),
+        "records": len(items),
+        "new_records": len(created),
+        "last_error": "",
+    }
+    Deployment.objects.filter(pk=deployment.pk).update(cursor=cursor)
     transaction.on_commit(lambda: publish(created))
     return len(created)

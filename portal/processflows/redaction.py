@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Collection
 
 SENSITIVE_KEY = re.compile(
-    r"(token|secret|password|passwd|signing_key|authorization|api[_-]?key|cookie)", re.I
+    r"(token|secret|password|passwd|passphrase|signing_key|private[_-]?key|authorization"
+    r"|api[_-]?key|cookie|credential)",
+    re.I,
 )
 REDACTED = "[redacted]"
 
 
-def redact(value, *, secrets: frozenset[str] = frozenset()):
+def redact(value, *, secrets: Collection[str] = ()):
     """A copy of ``value`` with sensitive keys' values and any known secret string replaced.
 
     Stored run inputs, outputs and step records go through this; the unredacted document
-    only ever lives in the worker's memory while the run needs it.
+    only ever lives in the worker's memory while the run needs it. A secret inside a longer
+    text (an error message quoting it) is cut out of that text, which keeps the rest.
     """
     if isinstance(value, dict):
         return {
@@ -23,6 +27,8 @@ def redact(value, *, secrets: frozenset[str] = frozenset()):
         }
     if isinstance(value, list):
         return [redact(item, secrets=secrets) for item in value]
-    if isinstance(value, str) and secrets and any(secret in value for secret in secrets if secret):
-        return REDACTED
+    if isinstance(value, str) and secrets:
+        for secret in secrets:
+            if secret and secret in value:
+                value = value.replace(secret, REDACTED)
     return value

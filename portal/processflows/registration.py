@@ -50,51 +50,82 @@ def _set(deployment: Deployment, state: str, message: str = "", **fields) -> Non
     )  # fmt: skip
 
 
-def register(deployment: Deployment) -> str:
+def register(deployment: Deployment, *, repair: bool = False) -> str:
     """Create the subscription, replacing one that holds the same URL; returns the state.
 
     The signing key is stored (encrypted) before the application learns it, so a delivery
-    that arrives the instant the subscription exists can already be verified.
+    that arrives the instant the subscription exists can already be verified. A deployment
+    already subscribed at its URL is left alone (a redelivered task must not swap the key
+    of a live subscription) unless the reconciler is ``repair``-ing it.
     """
     if deployment.state != Deployment.State.ACTIVE:
         return deployment.registration_state
     trigger = deployment.version.definition["trigger"]
+    if trigger.get("registration") == "manual":
+        return deployment.registration_state  # another processflow's step subscribes it
     scope = trigger.get("scope", "organization")
+    url = processflow_url(deployment.processflow)
+    if (
+        not repair
+        and deployment.registration_state == RegistrationState.ACTIVE
+        and deployment.subscription_uri
+        and deployment.registered_url == url
+    ):
+        return RegistrationState.ACTIVE
     credential = _trigger_credential(deployment)
     if credential is None:
         _set(deployment, RegistrationState.FAILED, "The trigger's credential was deleted.")
         return RegistrationState.FAILED
-    url = processflow_url(deployment.processflow)
     key = new_signing_key(deployment)
     _set(deployment, RegistrationState.PENDING, "Registering the webhook subscription…")
     outcome = applications.subscribe(
         credential, url=url, events=trigger["events"], scope=scope, signing_key=key
     )
+    replaced = False
     if not outcome.ok and outcome.already_exists:
         # Another subscription holds this URL (an earlier deployment, or one made by hand).
         # Its signing key is not this deployment's, so its deliveries could not be verified:
         # replace it rather than adopt it.
-        replaced = _remove_subscriptions_to(credential, url, scope)
-        if replaced.ok:
+        removal = _remove_subscriptions_to(credential, url, scope)
+        if removal.ok:
+            replaced = True
             outcome = applications.subscribe(
                 credential, url=url, events=trigger["events"], scope=scope, signing_key=key
             )
         else:
-            outcome = replaced
+            outcome = removal
     del key
     if not outcome.ok:
         _set(deployment, RegistrationState.FAILED, outcome.message)
         if outcome.retryable:
             raise RegistrationUnavailable(outcome.message)
         return RegistrationState.FAILED
-    _set(
-        deployment,
-        RegistrationState.ACTIVE,
-        outcome.message,
-        subscription_uri=outcome.subscription.get("uri", ""),
+    subscription_uri = outcome.subscription.get("uri", "")
+    message = outcome.message
+    if replaced:
+        message += " It replaced a subscription that already existed for this URL."
+    # Only a deployment still active takes the subscription: one undeployed meanwhile would
+    # otherwise keep a subscription nothing removes.
+    taken = Deployment.objects.filter(pk=deployment.pk, state=Deployment.State.ACTIVE).update(
+        registration_state=RegistrationState.ACTIVE,
+        registration_message=message,
+        subscription_uri=subscription_uri,
         registered_url=url,
         reconciled_at=timezone.now(),
     )
+    if not taken:
+        logger.info("deployment %s was undeployed while registering", deployment.pk)
+        removed = applications.unsubscribe(credential, subscription_uri).ok
+        # If that failed, the removal is retried by the reconciler (REMOVING with a URI).
+        state = RegistrationState.REMOVED if removed else RegistrationState.REMOVING
+        Deployment.objects.filter(pk=deployment.pk).update(
+            registration_state=state,
+            registration_message="Undeployed while the subscription was being registered.",
+            subscription_uri="" if removed else subscription_uri,
+        )
+        deployment.refresh_from_db()
+        return state
+    deployment.refresh_from_db()
     return RegistrationState.ACTIVE
 
 
@@ -137,7 +168,11 @@ def unregister(deployment: Deployment) -> str:
 
 
 def reconcile(deployment: Deployment) -> str:
-    """Compare the application's subscriptions with what this deployment needs; repair."""
+    """Compare the application's subscriptions with what this deployment needs; repair.
+
+    Returns ``ok``, ``repaired``, ``reported`` (a manual subscription is broken: the state
+    says so, since subscribing is another flow's job), ``skipped`` (the application could not
+    be asked) or ``failed``."""
     trigger = deployment.version.definition["trigger"]
     credential = _trigger_credential(deployment)
     if credential is None:
@@ -165,6 +200,8 @@ def reconcile(deployment: Deployment) -> str:
     elif ours.get("callback_url") != url:
         problem = "the Processflow URL changed (PORTAL_BASE_URL)"
     if problem is None:
+        if deployment.registration_state != RegistrationState.ACTIVE:
+            _set(deployment, RegistrationState.ACTIVE, "The subscription is active.")
         Deployment.objects.filter(pk=deployment.pk).update(reconciled_at=timezone.now())
         return "ok"
     logger.info("repairing deployment %s: %s", deployment.pk, problem)
@@ -179,9 +216,9 @@ def reconcile(deployment: Deployment) -> str:
             "Processflow URL again.",
             subscription_uri="",
         )
-        return "repaired"
+        return "reported"
     try:
-        state = register(deployment)
+        state = register(deployment, repair=True)
     except RegistrationUnavailable:
         return "failed"  # the next reconciliation tries again
     if state == RegistrationState.ACTIVE:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from django.db.models import Count, QuerySet
 from django.shortcuts import get_object_or_404
@@ -13,12 +15,14 @@ from portal.processflows.models import (
     Processflow,
     RejectedDelivery,
     Run,
+    RunStatus,
     TriggerEvent,
 )
 from portal.tenancy.models import Organization
 
 
 def list_processflows(organization: Organization) -> QuerySet[Processflow]:
+    """The organization's processflows, by name."""
     return Processflow.objects.for_tenant(organization)
 
 
@@ -49,6 +53,74 @@ def active_deployments(organization: Organization) -> dict[int, Deployment]:
     }
 
 
+def parse_time(value: str) -> datetime | None:
+    """An ISO 8601 time (``2025-03-03T09:00`` from a form, or with an offset); a time
+    without an offset is in the current time zone. None for an empty value; ValueError for
+    anything else."""
+    if not value:
+        return None
+    parsed = datetime.fromisoformat(value.strip())
+    if parsed.tzinfo is None:
+        parsed = timezone.make_aware(parsed, timezone.get_current_timezone())
+    return parsed
+
+
+@dataclass(frozen=True)
+class RunFilters:
+    """The run-history filters of a request, checked: what applies, and what was wrong."""
+
+    processflow: Processflow | None = None
+    status: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    problems: dict[str, list[str]] | None = None
+
+    def as_kwargs(self) -> dict:
+        return {
+            "processflow": self.processflow,
+            "status": self.status,
+            "since": self.since,
+            "until": self.until,
+        }
+
+
+def run_filters(organization: Organization, params: Mapping[str, str]) -> RunFilters:
+    """Read ``status``, ``processflow``, ``since`` and ``until`` from query parameters.
+
+    Pages show the problems and apply the rest; the API answers 400 with them. Another
+    tenant's processflow is not found (404), as everywhere.
+    """
+    problems: dict[str, list[str]] = {}
+    status = (params.get("status") or "").strip() or None
+    if status is not None and status not in RunStatus.values:
+        problems["status"] = [f"Choose one of {', '.join(RunStatus.values)}."]
+        status = None
+    processflow = None
+    flow_id = (params.get("processflow") or "").strip()
+    if flow_id:
+        if flow_id.isdigit():
+            processflow = access_processflow_by_id(organization, int(flow_id))
+        else:
+            problems["processflow"] = ["A processflow is given by its id."]
+    times = {}
+    for name in ("since", "until"):
+        try:
+            times[name] = parse_time(params.get(name) or "")
+        except ValueError:
+            problems[name] = ["Give a time as ISO 8601, e.g. 2025-03-03T09:00:00Z."]
+            times[name] = None
+    if times["since"] and times["until"] and times["since"] >= times["until"]:
+        problems["until"] = ["The end of the period comes after its start."]
+        times["until"] = None
+    return RunFilters(
+        processflow=processflow,
+        status=status,
+        since=times["since"],
+        until=times["until"],
+        problems=problems or None,
+    )
+
+
 def list_runs(
     organization: Organization,
     *,
@@ -57,6 +129,7 @@ def list_runs(
     since=None,
     until=None,
 ) -> QuerySet[Run]:
+    """Runs, newest first, optionally of one flow, with one status, created in a period."""
     runs = Run.objects.for_tenant(organization).select_related("processflow", "version")
     if processflow is not None:
         runs = runs.filter(processflow=processflow)
@@ -79,6 +152,7 @@ def access_run_by_id(organization: Organization, run_id) -> Run:
 def list_events(
     organization: Organization, *, processflow: Processflow | None = None
 ) -> QuerySet[TriggerEvent]:
+    """Accepted events, newest first, without their bodies."""
     events = TriggerEvent.objects.for_tenant(organization).select_related("deployment__processflow")
     if processflow is not None:
         events = events.filter(deployment__processflow=processflow)

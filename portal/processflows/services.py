@@ -1,6 +1,6 @@
 """Writes to processflows: create and edit (each edit a new version), deploy and undeploy,
-replay. Each takes the organization first and the acting membership; pages and the API
-call these."""
+replay. Each takes the organization first and the acting membership (or a system actor);
+pages and the API call these."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from portal.processflows import polling, registration, runs
+from portal.processflows import polling, registration, runs, signing
 from portal.processflows.definitions import clean_definition, credentials_used
 from portal.processflows.models import (
     Deployment,
@@ -24,9 +24,17 @@ from portal.processflows.models import (
 from portal.processflows.outbox import enqueue
 from portal.processflows.selectors import access_processflow_by_id, access_run_by_id
 from portal.tenancy.models import Membership, Organization
-from portal.tenancy.permissions import Perm, require_perm
+from portal.tenancy.permissions import Perm
+from portal.vault import applications
 from portal.vault import services as vault_services
+from portal.vault.audit import Actor, as_actor
 from portal.vault.models import Credential, CredentialStatus
+
+
+def _require_change(actor: Actor | Membership) -> Actor:
+    actor = as_actor(actor)
+    actor.require(Perm.CHANGE)
+    return actor
 
 
 def _check_name(organization, name, *, exclude_pk=None) -> str:
@@ -47,13 +55,13 @@ def _check_name(organization, name, *, exclude_pk=None) -> str:
 def create_processflow(
     organization: Organization,
     *,
-    actor: Membership,
+    actor: Actor | Membership,
     name: str,
     definition: dict,
     description: str = "",
 ) -> Processflow:
     """Create a processflow and its first version (not deployed)."""
-    require_perm(actor, Perm.CHANGE)
+    actor = _require_change(actor)
     name = _check_name(organization, name)
     cleaned = clean_definition(organization, definition)
     flow = Processflow.objects.create(
@@ -78,7 +86,7 @@ def create_processflow(
 def update_processflow(
     organization: Organization,
     *,
-    actor: Membership,
+    actor: Actor | Membership,
     processflow_id: int,
     name: str | None = None,
     description: str | None = None,
@@ -89,7 +97,7 @@ def update_processflow(
     A deployed flow keeps running its pinned version until it is deployed again.
     """
     flow = access_processflow_by_id(organization, processflow_id, for_update=True)
-    require_perm(actor, Perm.CHANGE)
+    actor = _require_change(actor)
     if name is not None:
         flow.name = _check_name(organization, name, exclude_pk=flow.pk)
     if description is not None:
@@ -113,8 +121,14 @@ def update_processflow(
     return flow
 
 
-def _check_credentials(organization: Organization, actor: Membership, definition: dict) -> None:
-    """Refuse to deploy with a credential that does not work, naming it."""
+def _sentence(text: str) -> str:
+    text = (text or "").strip()
+    return text if not text or text.endswith((".", "!", "?")) else f"{text}."
+
+
+def _check_credentials(organization: Organization, actor: Actor, definition: dict) -> None:
+    """Refuse to deploy with a credential that does not work, naming it. A credential never
+    validated is validated first (an outage leaves it unvalidated, and refuses too)."""
     for credential_id in credentials_used(definition):
         credential = Credential.objects.for_tenant(organization).filter(pk=credential_id).first()
         if credential is None:
@@ -124,56 +138,123 @@ def _check_credentials(organization: Organization, actor: Membership, definition
                 organization, actor=actor, credential_id=credential.pk
             )
             credential.refresh_from_db()
-        if credential.status != CredentialStatus.VALID:
+        if credential.status == CredentialStatus.VALID:
+            continue
+        label = f"{credential.name!r} ({applications.display_name(credential.application)})"
+        if credential.status == CredentialStatus.UNVALIDATED:
             raise ValidationError(
-                f"Credential {credential.name!r} ({credential.application}) is not valid: "
-                f"{credential.status_message or 'validate it in Manage › App'} "
-                "Fix it and validate it again before deploying."
+                f"Credential {label} could not be validated: "
+                f"{_sentence(credential.status_message)} Deploy again when it can be."
             )
+        raise ValidationError(
+            f"Credential {label} is not valid: "
+            f"{_sentence(credential.status_message) or 'Validate it in Manage › App.'} "
+            "Fix it and validate it again before deploying."
+        )
 
 
-def deploy(organization: Organization, *, actor: Membership, processflow_id: int) -> Deployment:
+def _enqueue_registration(deployment: Deployment) -> None:
+    from portal.processflows.tasks import register_subscription
+
+    deployment_id = deployment.pk
+    transaction.on_commit(lambda: enqueue(register_subscription, deployment_id))
+
+
+def deploy(
+    organization: Organization, *, actor: Actor | Membership, processflow_id: int
+) -> Deployment:
     """Deploy the latest version to the Cloud agent.
 
     A triggered flow gets its subscription registered by a worker (state ``pending`` until
     then); a polling flow gets its schedule. Deploying the version already deployed changes
-    nothing.
+    nothing, except that a failed registration is tried again.
     """
-    require_perm(actor, Perm.CHANGE)
     flow = access_processflow_by_id(organization, processflow_id)
+    actor = _require_change(actor)
     version = flow.versions.first()
     _check_credentials(organization, actor, version.definition)
     with transaction.atomic():
         flow = access_processflow_by_id(organization, processflow_id, for_update=True)
+        version = flow.versions.first()
         current = flow.deployments.filter(state=Deployment.State.ACTIVE).first()
         if current is not None and current.version_id == version.pk:
+            if current.registration_state == RegistrationState.FAILED and (
+                version.definition["trigger"].get("registration", "automatic") == "automatic"
+            ):
+                current.registration_state = RegistrationState.PENDING
+                current.registration_message = "Registering the webhook subscription again…"
+                current.save(update_fields=["registration_state", "registration_message"])
+                _enqueue_registration(current)
             return current
-        if current is not None:
-            _undeploy(current)
         manual = version.definition["trigger"].get("registration") == "manual"
+        webhook = flow.trigger_type == TriggerType.WEBHOOK
+        handing_over = current is not None and _can_hand_over(current, version)
+        if handing_over:
+            current.state = Deployment.State.UNDEPLOYED
+            current.undeployed_at = timezone.now()
+            current.save(update_fields=["state", "undeployed_at"])
+        elif current is not None:
+            _undeploy(current)
         deployment = Deployment.objects.create(
             organization=organization,
             processflow=flow,
             version=version,
             deployed_by=actor.user,
+            registration_message=(
+                "Registering the webhook subscription…" if webhook and not manual else ""
+            ),
             registration_state=(
                 RegistrationState.NONE
-                if flow.trigger_type != TriggerType.WEBHOOK
+                if not webhook
                 else RegistrationState.MANUAL
                 if manual
                 else RegistrationState.PENDING
             ),
         )
-        if flow.trigger_type == TriggerType.WEBHOOK and manual:
+        if handing_over:
+            _hand_over(current, deployment)
+        elif webhook and manual:
             registration.await_manual_subscription(deployment)
-        elif flow.trigger_type == TriggerType.WEBHOOK:
-            from portal.processflows.tasks import register_subscription
-
-            transaction.on_commit(lambda: enqueue(register_subscription, deployment.pk))
+        elif webhook:
+            _enqueue_registration(deployment)
         else:
             deployment.schedule = polling.schedule(deployment)
             deployment.save(update_fields=["schedule"])
     return deployment
+
+
+def _can_hand_over(current: Deployment, version: ProcessflowVersion) -> bool:
+    """Whether a redeploy can keep the current webhook subscription: same trigger (events,
+    scope, credential, registration) and a subscription that is live at this URL. Deleting
+    and re-creating it instead would leave a gap in which the application's events are lost."""
+    return (
+        current.processflow.trigger_type == TriggerType.WEBHOOK
+        and current.version.definition["trigger"] == version.definition["trigger"]
+        and current.registration_state == RegistrationState.ACTIVE
+        and bool(current.subscription_uri)
+        and current.registered_url == registration.processflow_url(current.processflow)
+        and signing.signing_key(current) is not None
+    )
+
+
+def _hand_over(current: Deployment, deployment: Deployment) -> None:
+    """Move the live subscription and its signing key from ``current`` (already marked
+    undeployed) to ``deployment``."""
+    signing.copy_signing_key(current, deployment)
+    deployment.registration_state = RegistrationState.ACTIVE
+    deployment.registration_message = (
+        f"Kept the webhook subscription of version {current.version.number}."
+    )
+    deployment.subscription_uri = current.subscription_uri
+    deployment.registered_url = current.registered_url
+    deployment.reconciled_at = current.reconciled_at
+    deployment.save()
+    current.registration_state = RegistrationState.REMOVED
+    current.registration_message = (
+        f"The subscription was handed over to version {deployment.version.number}."
+    )
+    current.subscription_uri = ""
+    current.save(update_fields=["registration_state", "registration_message", "subscription_uri"])
 
 
 def _undeploy(deployment: Deployment) -> None:
@@ -182,10 +263,12 @@ def _undeploy(deployment: Deployment) -> None:
     fields = ["state", "undeployed_at"]
     if deployment.processflow.trigger_type == TriggerType.WEBHOOK:
         deployment.registration_state = RegistrationState.REMOVING
-        fields.append("registration_state")
+        deployment.registration_message = "Deleting the webhook subscription…"
+        fields += ["registration_state", "registration_message"]
         from portal.processflows.tasks import remove_subscription
 
-        transaction.on_commit(lambda: enqueue(remove_subscription, deployment.pk))
+        deployment_id = deployment.pk
+        transaction.on_commit(lambda: enqueue(remove_subscription, deployment_id))
     else:
         polling.unschedule(deployment)
         deployment.schedule = None
@@ -195,11 +278,11 @@ def _undeploy(deployment: Deployment) -> None:
 
 @transaction.atomic
 def undeploy(
-    organization: Organization, *, actor: Membership, processflow_id: int
-) -> Deployment | None:
+    organization: Organization, *, actor: Actor | Membership, processflow_id: int
+) -> Deployment:
     """Stop a flow: its URL answers 404 at once; its subscription or schedule is removed."""
-    require_perm(actor, Perm.CHANGE)
     flow = access_processflow_by_id(organization, processflow_id, for_update=True)
+    _require_change(actor)
     current = flow.deployments.filter(state=Deployment.State.ACTIVE).first()
     if current is None:
         raise ValidationError("This processflow is not deployed.")
@@ -209,25 +292,38 @@ def undeploy(
 
 @transaction.atomic
 def delete_processflow(
-    organization: Organization, *, actor: Membership, processflow_id: int
+    organization: Organization, *, actor: Actor | Membership, processflow_id: int
 ) -> None:
-    """Undeploy if needed, then delete the flow with its versions and history."""
-    require_perm(actor, Perm.CHANGE)
+    """Delete an undeployed flow with its versions and history (a deployed one is refused:
+    undeploying first removes its subscription or schedule)."""
     flow = access_processflow_by_id(organization, processflow_id, for_update=True)
+    _require_change(actor)
     current = flow.deployments.filter(state=Deployment.State.ACTIVE).first()
     if current is not None:
         raise ValidationError("Undeploy the processflow before deleting it.")
+    removing = flow.deployments.filter(registration_state=RegistrationState.REMOVING)
+    if removing.exclude(subscription_uri="").exists():
+        # Deleting now would forget the subscription that is still to be deleted there.
+        raise ValidationError(
+            "The webhook subscription is still being deleted at the application; "
+            "try again in a minute."
+        )
     try:
+        # Runs and deployments pin versions (protected), so they go first.
+        Run.objects.filter(processflow=flow).delete()
+        for deployment in flow.deployments.all():
+            polling.unschedule(deployment)
+        flow.deployments.all().delete()
         flow.delete()
     except IntegrityError:
         raise ValidationError("The processflow is still referenced; try again.") from None
 
 
 @transaction.atomic
-def replay_run(organization: Organization, *, actor: Membership, run_id: int) -> Run:
+def replay_run(organization: Organization, *, actor: Actor | Membership, run_id: int) -> Run:
     """Run a failed run again, as a new run of the same version and input."""
-    require_perm(actor, Perm.CHANGE)
     run = access_run_by_id(organization, run_id)
+    _require_change(actor)
     if run.status != RunStatus.FAILED:
         raise ValidationError(f"Only failed runs can be replayed; this one is {run.status}.")
     return runs.replay(run)

@@ -44,6 +44,21 @@ def signing_key(deployment: Deployment) -> str | None:
         return None
 
 
+def copy_signing_key(source: Deployment, target: Deployment) -> bool:
+    """Give ``target`` (not saved) the signing key of ``source``, encrypted for ``target``:
+    a redeploy that keeps the application's subscription keeps verifying its deliveries."""
+    value = signing_key(source)
+    if value is None:
+        return False
+    data_key = active_data_key(target.processflow.organization)
+    target.signing_data_key = data_key
+    target.signing_key_ciphertext = encrypt_secret(
+        data_key, value, binding=_binding(target), field=FIELD
+    )
+    del value
+    return True
+
+
 def register_with_vault() -> None:
     """Let key rotation re-encrypt signing keys along with credential secrets."""
     sealed.register(

@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
-from django import forms
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.shortcuts import redirect, render
-from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST
 
 from portal.processflows import selectors, services
@@ -25,14 +21,31 @@ def _flash(request, error: ValidationError) -> None:
         messages.error(request, message)
 
 
-def _bind(form: forms.Form, error: ValidationError) -> None:
-    if hasattr(error, "error_dict"):
-        for where, problems in error.message_dict.items():
-            for problem in problems:
-                form.add_error(None, f"{where}: {problem}")
-    else:
-        for problem in error.messages:
-            form.add_error(None, problem)
+def _save(request, form: ProcessflowForm, flow=None):
+    """Create or update from a valid form; the flow, or None with the errors on the form."""
+    definition = form.definition()
+    if definition is None:
+        return None
+    try:
+        if flow is None:
+            return services.create_processflow(
+                request.organization,
+                actor=request.membership,
+                name=form.cleaned_data["name"],
+                description=form.cleaned_data["description"],
+                definition=definition,
+            )
+        return services.update_processflow(
+            request.organization,
+            actor=request.membership,
+            processflow_id=flow.pk,
+            name=form.cleaned_data["name"],
+            description=form.cleaned_data["description"],
+            definition=definition,
+        )
+    except ValidationError as error:
+        form.add_definition_error(error)
+        return None
 
 
 def _helpers(request, exclude=None) -> dict:
@@ -70,17 +83,8 @@ def processflow_new(request):
         request.POST or None, organization=request.organization, initial={"trigger_type": "webhook"}
     )
     if request.method == "POST" and form.is_valid():
-        try:
-            flow = services.create_processflow(
-                request.organization,
-                actor=request.membership,
-                name=form.cleaned_data["name"],
-                description=form.cleaned_data["description"],
-                definition=form.definition(),
-            )
-        except (ValidationError, forms.ValidationError) as error:
-            _bind(form, error)
-        else:
+        flow = _save(request, form)
+        if flow is not None:
             messages.success(
                 request, f"Processflow {flow.name} saved (version 1). Deploy it when ready."
             )
@@ -106,19 +110,16 @@ def processflow_edit(request, processflow_id: int):
         initial=ProcessflowForm.initial_from(flow, latest.definition),
     )
     if request.method == "POST" and form.is_valid():
-        try:
-            services.update_processflow(
-                request.organization,
-                actor=request.membership,
-                processflow_id=flow.pk,
-                name=form.cleaned_data["name"],
-                description=form.cleaned_data["description"],
-                definition=form.definition(),
+        before = latest.number
+        saved = _save(request, form, flow)
+        if saved is not None:
+            number = saved.versions.first().number
+            messages.success(
+                request,
+                f"Saved as version {number}. Deploy again to run it."
+                if number != before
+                else "Saved. The definition did not change.",
             )
-        except (ValidationError, forms.ValidationError) as error:
-            _bind(form, error)
-        else:
-            messages.success(request, "Saved. Deploy again to run the new version.")
             return redirect(
                 "processflows:detail", org=request.organization.slug, processflow_id=flow.pk
             )
@@ -214,30 +215,13 @@ def processflow_delete(request, processflow_id: int):
     return render(request, "processflows/delete.html", {"flow": flow})
 
 
-def _parse_time(value: str):
-    if not value:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else timezone.make_aware(parsed, timezone.get_current_timezone())
-
-
 @tenant_view
 def run_list(request):
-    status = request.GET.get("status", "")
-    flow_id = request.GET.get("processflow", "")
-    flow = None
-    if flow_id.isdigit():
-        flow = selectors.access_processflow_by_id(request.organization, int(flow_id))
-    runs = selectors.list_runs(
-        request.organization,
-        processflow=flow,
-        status=status if status in RunStatus.values else None,
-        since=_parse_time(request.GET.get("since", "")),
-        until=_parse_time(request.GET.get("until", "")),
-    )
+    filters = selectors.run_filters(request.organization, request.GET)
+    for field, problems in (filters.problems or {}).items():
+        for problem in problems:
+            messages.error(request, f"{field.capitalize()}: {problem}")
+    runs = selectors.list_runs(request.organization, **filters.as_kwargs())
     page = Paginator(runs, 50).get_page(request.GET.get("page"))
     return render(
         request,

@@ -1,0 +1,1 @@
+"""Shared pieces of the intake, outbox, execution and fault tests (see ``support``)."""

@@ -1,0 +1,276 @@
+"""The outbox between intake and Celery, and the sweeper that re-publishes what is overdue:
+a lost publish or a dead worker delays an event, and each event still makes one run."""
+
+from __future__ import annotations
+
+import threading
+from datetime import timedelta
+
+import pytest
+from django.db import connection
+from django.utils import timezone
+
+from portal.processflows import outbox, tasks
+from portal.processflows.models import Outbox, Run, RunStatus
+from portal.processflows.relay import relay_once
+from tests.factories import make_credential, make_event, make_processflow, make_run
+from tests.processflows.reliability.support import Hook, deploy_hook, eager_tasks
+
+BOUND = 60
+
+
+@pytest.fixture(autouse=True)
+def _bound(settings):
+    settings.PORTAL_OUTBOX_REDELIVERY_SECONDS = BOUND
+
+
+@pytest.fixture
+def sweep(django_capture_on_commit_callbacks):
+    """``sweep()`` with tasks run where they are sent, as a worker would run them, and what
+    their commits publish run too."""
+
+    def sweep_and_work() -> dict:
+        with django_capture_on_commit_callbacks(execute=True):
+            return outbox.sweep()
+
+    with eager_tasks():
+        yield sweep_and_work
+
+
+@pytest.fixture
+def hook(owner, acme) -> Hook:
+    return deploy_hook(make_processflow(acme, make_credential(acme)))
+
+
+def accepted(hook: Hook, *, age: float = 0, email: str = "ada@example.com") -> Outbox:
+    """An event with its outbox entry, as intake commits them, ``age`` seconds ago; nothing
+    was published (as when the broker was down at the time)."""
+    event = make_event(hook.deployment, {"event": "invitee.created", "payload": {"email": email}})
+    entry = Outbox.objects.create(event=event)
+    Outbox.objects.filter(pk=entry.pk).update(created_at=timezone.now() - timedelta(seconds=age))
+    return entry
+
+
+def ago(seconds: float):
+    return timezone.now() - timedelta(seconds=seconds)
+
+
+# --- The relay ------------------------------------------------------------------------------------
+
+
+def test_the_relay_publishes_a_stored_event_at_once_and_marks_it(
+    hook, django_capture_on_commit_callbacks
+):
+    entry = accepted(hook)
+
+    with eager_tasks(), django_capture_on_commit_callbacks(execute=True):
+        assert relay_once() == 1
+
+    entry.refresh_from_db()
+    assert entry.published_at is not None
+    assert entry.done_at is not None
+    assert Run.objects.get(event=entry.event).status == RunStatus.SUCCEEDED
+
+
+def test_the_relay_publishes_each_entry_once(hook):
+    accepted(hook)
+    accepted(hook, email="grace@example.com")
+
+    assert [relay_once(), relay_once()] == [2, 0]
+
+
+def test_the_sweeper_leaves_an_entry_the_relay_published_alone_within_the_bound(hook):
+    entry = accepted(hook, age=BOUND + 1)
+    relay_once()
+
+    assert outbox.sweep()["events"] == 0
+    entry.refresh_from_db()
+    assert entry.publish_attempts == 1
+
+
+# --- The sweeper: events --------------------------------------------------------------------------
+
+
+def test_an_event_never_published_is_published_once_the_bound_has_passed(hook, sweep):
+    entry = accepted(hook, age=BOUND + 1)
+
+    assert sweep()["events"] == 1
+
+    run = Run.objects.get(event=entry.event)
+    assert run.status == RunStatus.SUCCEEDED
+    assert run.output == {"email": "ada@example.com"}
+    entry.refresh_from_db()
+    assert entry.done_at is not None
+    assert entry.publish_attempts == 1
+
+
+def test_an_event_younger_than_the_bound_is_left_to_the_relay(hook, sweep):
+    entry = accepted(hook, age=BOUND - 5)
+
+    assert sweep()["events"] == 0
+    assert not Run.objects.filter(event=entry.event).exists()
+
+
+def test_a_done_entry_is_not_published_again(hook, sweep):
+    entry = accepted(hook, age=BOUND + 1)
+    sweep()
+    Outbox.objects.filter(pk=entry.pk).update(created_at=ago(10 * BOUND))
+
+    assert sweep()["events"] == 0
+    assert Run.objects.filter(event=entry.event).count() == 1
+
+
+def test_an_entry_published_but_never_done_is_published_again_only_after_another_bound(hook):
+    entry = accepted(hook, age=BOUND + 1)
+
+    first = outbox.sweep()
+    second = outbox.sweep()
+    Outbox.objects.filter(pk=entry.pk).update(published_at=ago(BOUND + 1))
+    third = outbox.sweep()
+
+    assert [first["events"], second["events"], third["events"]] == [1, 0, 1]
+    entry.refresh_from_db()
+    assert entry.publish_attempts == 2
+
+
+def test_processing_an_event_twice_makes_one_run(hook):
+    entry = accepted(hook)
+
+    first = tasks.process_event(entry.event_id)
+    second = tasks.process_event(entry.event_id)
+
+    assert first == second
+    assert Run.objects.filter(event=entry.event).count() == 1
+    entry.refresh_from_db()
+    assert entry.done_at is not None
+
+
+def test_processing_an_event_in_two_workers_at_once_makes_one_run(transactional_db, owner, acme):
+    hook = deploy_hook(make_processflow(acme, make_credential(acme)))
+    entry = accepted(hook)
+    barrier = threading.Barrier(2)
+    results = []
+
+    def worker():
+        barrier.wait()
+        try:
+            results.append(tasks.process_event(entry.event_id))
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=worker) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert Run.objects.filter(event=entry.event).count() == 1
+    assert results[0] == results[1]
+
+
+def test_processing_an_event_that_no_longer_exists_does_nothing(hook):
+    entry = accepted(hook)
+    event_id = entry.event_id
+    entry.event.delete()
+
+    assert tasks.process_event(event_id) is None
+    assert not Run.objects.exists()
+
+
+# --- The sweeper: runs ----------------------------------------------------------------------------
+
+
+def test_a_run_whose_worker_died_is_taken_over_when_its_lease_expires(hook, sweep):
+    run = make_run(
+        make_event(hook.deployment),
+        status=RunStatus.RUNNING,
+        attempt=1,
+        lease_owner="worker-killed-with-sigkill",
+        lease_expires_at=ago(1),
+    )
+
+    swept = sweep()
+
+    run.refresh_from_db()
+    assert swept["released"] == 1
+    assert run.status == RunStatus.SUCCEEDED
+    assert run.attempt == 2
+    assert run.lease_owner == ""
+
+
+def test_a_run_whose_lease_is_still_valid_is_left_to_its_worker(hook, sweep):
+    run = make_run(
+        make_event(hook.deployment),
+        status=RunStatus.RUNNING,
+        attempt=1,
+        lease_owner="a-live-worker",
+        lease_expires_at=timezone.now() + timedelta(seconds=30),
+    )
+
+    assert sweep() == {"events": 0, "runs": 0, "released": 0}
+    run.refresh_from_db()
+    assert run.status == RunStatus.RUNNING
+    assert run.lease_owner == "a-live-worker"
+
+
+def test_a_queued_run_whose_message_was_lost_is_queued_again_after_the_bound(hook, sweep):
+    run = make_run(make_event(hook.deployment))
+    Run.objects.filter(pk=run.pk).update(created_at=ago(BOUND + 1))
+
+    assert sweep()["runs"] == 1
+    run.refresh_from_db()
+    assert run.status == RunStatus.SUCCEEDED
+
+
+def test_a_queued_run_younger_than_the_bound_is_left_in_the_queue(hook):
+    make_run(make_event(hook.deployment))
+
+    assert outbox.sweep()["runs"] == 0
+
+
+def test_a_waiting_run_is_published_again_at_most_once_per_bound(hook):
+    run = make_run(make_event(hook.deployment))
+    Run.objects.filter(pk=run.pk).update(created_at=ago(BOUND + 1))
+
+    first = outbox.sweep()["runs"]
+    second = outbox.sweep()["runs"]
+    Run.objects.filter(pk=run.pk).update(next_attempt_at=ago(BOUND + 1))
+    third = outbox.sweep()["runs"]
+
+    assert [first, second, third] == [1, 0, 1]
+    run.refresh_from_db()
+    assert run.status == RunStatus.QUEUED
+
+
+def test_a_retrying_run_not_yet_due_is_left_alone(hook):
+    run = make_run(
+        make_event(hook.deployment),
+        status=RunStatus.RETRYING,
+        attempt=1,
+        next_attempt_at=timezone.now() + timedelta(seconds=300),
+    )
+    Run.objects.filter(pk=run.pk).update(created_at=ago(10 * BOUND))
+
+    assert outbox.sweep()["runs"] == 0
+
+
+def test_a_retrying_run_overdue_by_more_than_the_bound_is_queued_again(hook, sweep):
+    run = make_run(
+        make_event(hook.deployment),
+        status=RunStatus.RETRYING,
+        attempt=1,
+        next_attempt_at=ago(BOUND + 1),
+    )
+
+    assert sweep()["runs"] == 1
+    run.refresh_from_db()
+    assert run.status == RunStatus.SUCCEEDED
+    assert run.attempt == 2
+
+
+def test_finished_runs_are_never_published_again(hook):
+    event = make_event(hook.deployment)
+    make_run(event, status=RunStatus.SUCCEEDED, attempt=1)
+    Run.objects.update(created_at=ago(10 * BOUND))
+
+    assert outbox.sweep()["runs"] == 0
