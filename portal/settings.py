@@ -44,6 +44,16 @@ def env_int(name: str, default: int) -> int:
         raise ImproperlyConfigured(f"{name} must be an integer, not {raw!r}.") from None
 
 
+def env_float(name: str, default: float) -> float:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        return float(raw)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be a number, not {raw!r}.") from None
+
+
 def env_list(name: str, default: list[str]) -> list[str]:
     raw = os.environ.get(name, "")
     items = [item.strip() for item in raw.split(",") if item.strip()]
@@ -95,8 +105,13 @@ CALENDLY_API_BASE_URL = os.environ.get("CALENDLY_API_BASE_URL", "https://api.cal
 )
 
 # Patience with applications' APIs: every outbound request has both timeouts.
-PORTAL_CONNECTOR_CONNECT_TIMEOUT = float(env_int("PORTAL_CONNECTOR_CONNECT_TIMEOUT", 5))
-PORTAL_CONNECTOR_READ_TIMEOUT = float(env_int("PORTAL_CONNECTOR_READ_TIMEOUT", 30))
+PORTAL_CONNECTOR_CONNECT_TIMEOUT = env_float("PORTAL_CONNECTOR_CONNECT_TIMEOUT", 5.0)
+PORTAL_CONNECTOR_READ_TIMEOUT = env_float("PORTAL_CONNECTOR_READ_TIMEOUT", 30.0)
+# While a person waits (Validate), at most this read timeout and one retry.
+PORTAL_INTERACTIVE_READ_TIMEOUT = env_float("PORTAL_INTERACTIVE_READ_TIMEOUT", 10.0)
+# A request that would wait longer than this for the shared per-credential rate budget
+# fails as rate limited (a run retries it later) instead of holding a worker.
+PORTAL_RATE_BUDGET_MAX_WAIT_SECONDS = env_float("PORTAL_RATE_BUDGET_MAX_WAIT_SECONDS", 5.0)
 
 # Hosts or networks (CIDR) that the generic REST connector may reach although they are
 # private or loopback: for on-premise destinations and tests. Empty: public addresses only.
@@ -240,6 +255,9 @@ CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 300)
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+# Keep a worker's database connection across tasks (Celery's Django fixup otherwise closes
+# it around every task, so each event would open two new PostgreSQL connections).
+CELERY_DB_REUSE_MAX = env_int("CELERY_DB_REUSE_MAX", 100)
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_BROKER_CONNECTION_TIMEOUT = 2
 CELERY_BEAT_SCHEDULE = {

@@ -16,6 +16,7 @@ Everything else about events goes through the models as usual.
 from __future__ import annotations
 
 import json
+import uuid
 from dataclasses import dataclass
 
 from django.db import IntegrityError, connection, transaction
@@ -73,6 +74,8 @@ def find_deployment(hook_id: str) -> DeployedHook | None:
      key_pk, key_org, kek_id, wrapped_key, wrapped_at) = row  # fmt: skip
     if isinstance(definition, str | bytes):
         definition = json.loads(definition)
+    if not isinstance(uid, uuid.UUID):
+        uid = uuid.UUID(uid)  # SQLite keeps it as 32 hex digits; the signing key binds to it
     data_key = None
     if key_pk is not None:
         data_key = DataKey(
@@ -132,8 +135,10 @@ def store_delivery(
             )
             Outbox.objects.create(event=event)
     except IntegrityError:
-        TriggerEvent.objects.filter(deployment_id=deployment.pk, dedupe_key=dedupe_key).update(
-            duplicates=F("duplicates") + 1
-        )
+        counted = TriggerEvent.objects.filter(
+            deployment_id=deployment.pk, dedupe_key=dedupe_key
+        ).update(duplicates=F("duplicates") + 1)
+        if not counted:
+            raise  # not a duplicate (the deployment was deleted meanwhile): nothing stored
         return None
     return event.pk

@@ -272,25 +272,41 @@ def run_step(
         except templating.TemplateError as error:
             raise StepFailed(str(error), retryable=False) from None
     filters = [list(row) for row in step.get("filters", [])]
-    target = registration.callback_target(
-        run.organization_id, credential.application, step["action"], filters
-    )
+    try:
+        target = registration.callback_target(
+            run.organization_id, credential.application, step["action"], filters
+        )
+    except registration.CallbackNotDeployed as error:
+        raise StepFailed(str(error), retryable=False) from None
     if target is not None:
         # The seed's manual way: this step subscribes another flow's Processflow URL, whose
         # deliveries are verified with that flow's signing key, so the application gets it.
         filters = registration.with_signing_key(credential.application, target, filters)
         if secrets is not None and (key := signing_key(target)):
             secrets.add(key)
-    result = applications.run_action(
-        credential,
-        step["action"],
-        filters=filters,
-        context=context,
-        document=document,
-        idempotency_key=f"{run.uid}:{step['name']}",
-        purpose=f"processflow {run.processflow.name!r}, run {run.pk}",
-    )
-    del filters
+
+    def send():
+        return applications.run_action(
+            credential,
+            step["action"],
+            filters=filters,
+            context=context,
+            document=document,
+            idempotency_key=f"{run.uid}:{step['name']}",
+            purpose=f"processflow {run.processflow.name!r}, run {run.pk}",
+        )
+
+    result = send()
+    if target is not None and result.status == 409:
+        # Subscribing again (a re-run of the subscribing flow): the existing subscription
+        # may hold another key, so it is replaced, as automatic registration does.
+        removed = registration.remove_subscriptions_to(
+            credential,
+            registration.processflow_url(target.processflow),
+            dict(filters).get("scope") or "organization",
+        )
+        if removed.ok:
+            result = send()
     if not result.ok:
         raise StepFailed(
             result.message,

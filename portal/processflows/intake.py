@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import logging
 import re
-import uuid
 from datetime import timedelta
 
 from django.conf import settings
@@ -183,10 +182,6 @@ def _receive(request, hook_id: str):
     if hook is None:
         return _answer(404, "No deployed processflow has this URL.")
     deployment, application = hook.deployment, hook.application
-    if not isinstance(deployment.uid, uuid.UUID):
-        # SQLite returns the uid as 32 hex digits, and the signing key is bound to the
-        # canonical form (eventstore.find_deployment should convert it; reported).
-        deployment.uid = uuid.UUID(deployment.uid)
     limit = settings.PORTAL_WEBHOOK_MAX_BYTES
     try:
         declared = int(request.META.get("CONTENT_LENGTH") or 0)

@@ -264,7 +264,15 @@ class Run(TenantOwnedModel):
                 name="one_run_per_event",
             )
         ]
-        indexes = [models.Index(fields=["organization", "status", "created_at"])]
+        indexes = [
+            models.Index(fields=["organization", "status", "created_at"]),
+            # The sweeper's question: which unfinished runs are overdue or lost their worker.
+            models.Index(
+                fields=["next_attempt_at", "created_at"],
+                name="run_unfinished",
+                condition=models.Q(status__in=["queued", "running", "retrying"]),
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"run {self.pk} of {self.processflow_id} ({self.status})"

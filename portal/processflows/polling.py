@@ -11,7 +11,6 @@ from django.utils import timezone
 from django_celery_beat.models import CrontabSchedule, IntervalSchedule, PeriodicTask
 
 from portal.processflows.models import Deployment, Outbox, TriggerEvent
-from portal.processflows.outbox import publish
 from portal.vault import applications
 from portal.vault.models import Credential
 
@@ -153,5 +152,4 @@ def poll(deployment_id: int) -> int:
         "last_error": "",
     }
     Deployment.objects.filter(pk=deployment.pk).update(cursor=cursor)
-    transaction.on_commit(lambda: publish(created))
-    return len(created)
+    return len(created)  # the relay publishes the new events, as it does webhook events

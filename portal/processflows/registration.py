@@ -86,7 +86,7 @@ def register(deployment: Deployment, *, repair: bool = False) -> str:
         # Another subscription holds this URL (an earlier deployment, or one made by hand).
         # Its signing key is not this deployment's, so its deliveries could not be verified:
         # replace it rather than adopt it.
-        removal = _remove_subscriptions_to(credential, url, scope)
+        removal = remove_subscriptions_to(credential, url, scope)
         if removal.ok:
             replaced = True
             outcome = applications.subscribe(
@@ -133,7 +133,8 @@ class RegistrationUnavailable(Exception):
     """The application could not be reached or asked us to slow down: try again later."""
 
 
-def _remove_subscriptions_to(credential: Credential, url: str, scope: str):
+def remove_subscriptions_to(credential: Credential, url: str, scope: str):
+    """Delete every subscription the credential sees in ``scope`` that calls ``url``."""
     listing = applications.list_subscriptions(credential, scope=scope)
     if not listing.ok:
         return listing
@@ -268,7 +269,11 @@ def callback_target(
     organization_id: int, application: str, action: str, rows: list[list[str]]
 ) -> Deployment | None:
     """The deployed flow of this organization whose Processflow URL a subscription-creating
-    step subscribes, or None when the step does something else."""
+    step subscribes, or None when the step does something else.
+
+    Raises :class:`CallbackNotDeployed` when the URL is a Processflow URL but no deployed
+    flow of this organization answers it: a subscription made now could never be verified.
+    """
     webhooks = applications.get_application(application).webhooks
     if webhooks is None or action != webhooks.subscribe_action:
         return None
@@ -277,7 +282,7 @@ def callback_target(
     if not url.startswith(prefix):
         return None
     hook_id = url[len(prefix) :].strip("/")
-    return (
+    target = (
         Deployment.objects.filter(
             organization_id=organization_id,
             processflow__hook_id=hook_id,
@@ -287,6 +292,18 @@ def callback_target(
         .select_related("processflow", "signing_data_key")
         .first()
     )
+    if target is None:
+        flow = Processflow.objects.filter(organization_id=organization_id, hook_id=hook_id).first()
+        raise CallbackNotDeployed(
+            f"Deploy processflow {flow.name!r} before subscribing its URL."
+            if flow is not None
+            else f"No processflow of this organization has the Processflow URL {url}."
+        )
+    return target
+
+
+class CallbackNotDeployed(Exception):
+    """A step subscribes a Processflow URL that no deployed flow of its organization owns."""
 
 
 def with_signing_key(application: str, target: Deployment, rows: list[list[str]]) -> list:

@@ -126,8 +126,16 @@ def _budget(name: str, per_minute: int) -> SharedRateBudget:
     return SharedRateBudget(per_minute)
 
 
-def runtime(app: connectors.Connector) -> connectors.Runtime:
-    """The connectors Runtime for ``app``, configured from the settings."""
+def runtime(app: connectors.Connector, *, interactive: bool = False) -> connectors.Runtime:
+    """The connectors Runtime for ``app``, configured from the settings.
+
+    ``interactive``: someone is waiting for the answer (the Validate button), so the call
+    gives up sooner (one retry, a shorter read timeout) rather than outlast the web server's
+    request timeout; workers keep the full patience.
+    """
+    read_timeout = settings.PORTAL_CONNECTOR_READ_TIMEOUT
+    if interactive:
+        read_timeout = min(read_timeout, settings.PORTAL_INTERACTIVE_READ_TIMEOUT)
     base_urls = {}
     override = getattr(settings, app.base_url_env, None) if app.base_url_env else None
     if override:
@@ -139,7 +147,8 @@ def runtime(app: connectors.Connector) -> connectors.Runtime:
         cache=_SharedCache(),
         allowed_private_hosts=frozenset(settings.PORTAL_ALLOWED_PRIVATE_HOSTS),
         connect_timeout=settings.PORTAL_CONNECTOR_CONNECT_TIMEOUT,
-        read_timeout=settings.PORTAL_CONNECTOR_READ_TIMEOUT,
+        read_timeout=read_timeout,
+        max_retries=1 if interactive else connectors.Runtime.max_retries,
     )
 
 
@@ -186,8 +195,12 @@ def validate(
     fields: Mapping[str, str],
     secrets: Mapping[str, str],
     key: str | None = None,
+    interactive: bool = True,
 ) -> ValidationOutcome:
     """Ask the application whom these credentials reach (Calendly: GET /users/me).
+
+    ``interactive`` (the default) gives up sooner, for a person waiting at the Validate
+    button; the periodic re-validation passes False.
 
     ``key`` names a stored credential for rate budgets and caches; values being validated
     before they are saved are keyed by a digest of themselves, so one tenant's trial tokens
@@ -199,7 +212,7 @@ def validate(
         key = f"unsaved:{creds.fingerprint()}"
     creds = credentials(type=type, fields=fields, secrets=secrets, key=key)
     try:
-        account = app.validate(creds, runtime=runtime(app))
+        account = app.validate(creds, runtime=runtime(app, interactive=interactive))
     except connector_errors.ConnectorError as error:
         says_nothing = error.retryable or isinstance(error, connector_errors.TransportError)
         return ValidationOutcome(
@@ -426,9 +439,9 @@ def verify_delivery(
     )
 
 
-def dedupe_key(application: str, raw_body: bytes) -> str:
+def dedupe_key(application: str, delivery: bytes | Mapping[str, Any]) -> str:
     """A key that is the same for every redelivery of one event."""
-    return get_application(application).dedupe_key(raw_body)[:128]
+    return get_application(application).dedupe_key(delivery)[:128]
 
 
 def event_name(application: str, payload: Mapping[str, Any]) -> str:

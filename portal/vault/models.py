@@ -6,6 +6,7 @@ import uuid
 
 from django.conf import settings
 from django.db import models
+from django.db.models.functions import Lower
 
 from portal.tenancy.models import TenantOwnedModel
 
@@ -74,8 +75,12 @@ class Credential(TenantOwnedModel):
     class Meta:
         ordering = ["application", "name"]
         constraints = [
+            # Case-insensitive, like the service's check, so a race cannot slip past it.
             models.UniqueConstraint(
-                fields=["organization", "application", "name"], name="credential_name_unique"
+                "organization",
+                "application",
+                Lower("name"),
+                name="credential_name_unique",
             )
         ]
         indexes = [models.Index(fields=["organization", "application", "type"])]

@@ -3,13 +3,20 @@
 An application allows each credential (Calendly: each user) so many requests per minute.
 A per-process limiter would let N workers send N times the budget; this one counts in the
 cache, which is Redis in production, with atomic increments per fixed one-minute window.
+A caller that would have to wait longer than ``PORTAL_RATE_BUDGET_MAX_WAIT_SECONDS`` gets
+an error carrying the wait (the connectors turn it into a retryable ``RateLimited``), so a
+run is retried later instead of holding a worker.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import time
 
+from django.conf import settings
 from django.core.cache import cache
+from django.core.cache.backends.redis import RedisCache
 
 
 class BudgetExhausted(Exception):
@@ -25,9 +32,11 @@ class SharedRateBudget:
     """``acquire(key)`` takes one request from ``key``'s budget, waiting for the next window
     when this one is used up (up to ``max_wait`` seconds, then :class:`BudgetExhausted`)."""
 
-    def __init__(self, per_minute: int, *, max_wait: float = 65.0, window: float = 60.0):
+    def __init__(self, per_minute: int, *, max_wait: float | None = None, window: float = 60.0):
         self.per_minute = per_minute
-        self.max_wait = max_wait
+        self.max_wait = (
+            settings.PORTAL_RATE_BUDGET_MAX_WAIT_SECONDS if max_wait is None else max_wait
+        )
         self.window = window
 
     def _window_key(self, key: str, now: float) -> tuple[str, float]:
@@ -39,13 +48,30 @@ class SharedRateBudget:
         while True:
             now = time.time()
             bucket, window_end = self._window_key(key, now)
-            cache.add(bucket, 0, timeout=int(self.window * 2))
-            try:
-                used = cache.incr(bucket)
-            except ValueError:  # expired between add and incr
-                continue
+            with _atomic():
+                cache.add(bucket, 0, timeout=int(self.window * 2))
+                try:
+                    used = cache.incr(bucket)
+                except ValueError:  # expired between add and incr
+                    continue
             if used <= self.per_minute:
                 return
             if window_end > deadline:
                 raise BudgetExhausted(key, window_end - now)
             time.sleep(max(0.0, window_end - now) + 0.01)
+
+
+@contextlib.contextmanager
+def _atomic():
+    """Redis increments atomically; the embedded file cache's read-modify-write does not,
+    so there a file lock makes the processes of one machine count one at a time."""
+    if isinstance(cache, RedisCache) or isinstance(getattr(cache, "_cache", None), RedisCache):
+        yield
+        return
+    lock_path = settings.VAR_DIR / "rate-budget.lock"
+    with open(lock_path, "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)

@@ -407,15 +407,17 @@ def validate_credential(
     actor = as_actor(actor)
     credential = access_credential_by_id(organization, credential_id)
     actor.require(Perm.CHANGE)
-    return _validate_and_record(credential, actor)
+    return _validate_and_record(credential, actor, interactive=True)
 
 
 def revalidate(credential: Credential, *, label: str) -> ValidationOutcome:
     """Check a stored credential on the system's behalf (the periodic task)."""
-    return _validate_and_record(credential, Actor.system(label))
+    return _validate_and_record(credential, Actor.system(label), interactive=False)
 
 
-def _validate_and_record(credential: Credential, actor: Actor) -> ValidationOutcome:
+def _validate_and_record(
+    credential: Credential, actor: Actor, *, interactive: bool
+) -> ValidationOutcome:
     try:
         secrets = open_secrets(credential)
     except crypto.VaultError:
@@ -433,6 +435,7 @@ def _validate_and_record(credential: Credential, actor: Actor) -> ValidationOutc
             fields=credential.fields,
             secrets=secrets,
             key=f"credential:{credential.pk}",
+            interactive=interactive,
         )
         del secrets
     now = timezone.now()

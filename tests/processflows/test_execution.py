@@ -9,7 +9,6 @@ import time
 from datetime import timedelta
 
 import pytest
-from django.conf import settings as django_settings
 from django.db import connection
 from django.utils import timezone
 
@@ -393,12 +392,6 @@ def test_an_error_quoting_a_secret_is_stored_without_it(owner, acme):
 # --- The shared rate budget ----------------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    not django_settings.REDIS_URL,
-    reason="the embedded file cache's incr is not atomic, so concurrent workers can exceed "
-    "the budget (portal/vault/ratebudget.py; reported)",
-    strict=False,
-)
 def test_workers_together_stay_within_a_credentials_rate_budget(
     transactional_db, owner, acme, sandbox, monkeypatch
 ):

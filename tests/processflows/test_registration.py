@@ -396,7 +396,7 @@ def test_the_reconciler_retries_a_removal_that_failed(sandbox, acme, owner_membe
 # --- The seed's manual way: another flow's "Create Webhook Subscription" step ----------------
 
 
-def subscribing_flow(acme, credential, url: str):
+def subscribing_flow(acme, credential, url: str, name: str = "Subscribe bookings"):
     """A polling flow that runs once and subscribes ``url``, as the seed does it."""
     definition = {
         "trigger": {"type": "polling", "schedule": {"once": True}, "source": None},
@@ -416,7 +416,7 @@ def subscribing_flow(acme, credential, url: str):
             }
         ],
     }
-    return make_processflow(acme, credential, name="Subscribe bookings", definition=definition)
+    return make_processflow(acme, credential, name=name, definition=definition)
 
 
 @pytest.fixture
@@ -474,6 +474,37 @@ def test_another_flows_create_webhook_subscription_step_subscribes_it_with_its_k
     sandbox.fire("invitee.created")
     [delivery] = sandbox.wait_for_deliveries()
     assert delivery.url == processflow_url(manual_flow)
+    assert verifies(delivery, signing_key(target))
+
+
+def test_subscribing_a_flow_that_is_not_deployed_fails_and_names_it(
+    sandbox, acme, owner_membership, credential, manual_flow
+):
+    subscriber = subscribing_flow(acme, credential, processflow_url(manual_flow))
+    run = run_once(deploy(acme, owner_membership, subscriber))
+
+    assert run.status == "failed"
+    assert f"Deploy processflow {manual_flow.name!r} before subscribing its URL." in run.error
+    assert sandbox.subscriptions == []
+
+
+def test_running_the_subscribing_flow_again_replaces_its_subscription(
+    sandbox, acme, owner_membership, credential, manual_flow
+):
+    target = deploy(acme, owner_membership, manual_flow)
+    url = processflow_url(manual_flow)
+    first = run_once(deploy(acme, owner_membership, subscribing_flow(acme, credential, url)))
+    assert first.status == "succeeded", first.error
+    # A second subscribing flow for the same URL meets Calendly's 409 and replaces it.
+    second_flow = subscribing_flow(acme, credential, url, name="Subscribe once more")
+    second = run_once(deploy(acme, owner_membership, second_flow))
+
+    assert second.status == "succeeded", second.error
+    [subscription] = sandbox.subscriptions
+    target.refresh_from_db()
+    assert target.subscription_uri == subscription["uri"]
+    sandbox.fire("invitee.created")
+    [delivery] = sandbox.wait_for_deliveries()
     assert verifies(delivery, signing_key(target))
 
 
