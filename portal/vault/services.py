@@ -8,6 +8,7 @@ an audit entry or a return value.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,6 +25,8 @@ from portal.vault.audit import record as record_event
 from portal.vault.keys import active_data_key, decrypt_secret, open_secrets, seal_secrets
 from portal.vault.models import Credential, CredentialEvent, CredentialStatus
 from portal.vault.selectors import access_credential_by_id
+
+logger = logging.getLogger(__name__)
 
 NAME_MAX = 100
 
@@ -219,6 +222,7 @@ def create_credential(
     seal_secrets(credential, checked.secrets, active_data_key(organization))
     _save_named(credential)
     record_event(credential, CredentialEvent.Action.CREATED, actor=actor)
+    _validate_after_commit(credential)
     return credential
 
 
@@ -297,7 +301,30 @@ def update_credential(
         )
     if changed:
         record_event(credential, CredentialEvent.Action.UPDATED, actor=actor, changed=changed)
+    if checked.secrets or "fields" in changed:
+        _validate_after_commit(credential)
     return credential
+
+
+def _validate_after_commit(credential: Credential) -> None:
+    """Saving does not wait for the application: a worker validates the stored credential
+    right after, so its status tells whether it works without another click. A broker
+    outage only skips this; the daily re-validation comes anyway."""
+    credential_id = credential.pk
+
+    def send() -> None:
+        from portal.vault.tasks import revalidate_credential
+
+        try:
+            revalidate_credential.apply_async(
+                (credential_id, "validation after saving"), retry=False
+            )
+        except Exception as error:  # the save stands; the status stays "not validated"
+            logger.warning(
+                "validation of credential %s not queued (%s)", credential_id, type(error).__name__
+            )
+
+    transaction.on_commit(send)
 
 
 def _replace_secrets(

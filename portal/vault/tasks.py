@@ -18,9 +18,9 @@ def revalidate_credentials() -> int:
 
 
 @shared_task(name="portal.maintenance.revalidate_credential")
-def revalidate_credential(credential_id: int) -> str | None:
+def revalidate_credential(credential_id: int, reason: str = "periodic validation") -> str | None:
     """Re-validate one credential by id; a credential deleted meanwhile is skipped."""
     credential = Credential.objects.select_related("data_key").filter(pk=credential_id).first()
     if credential is None:
         return None
-    return revalidate(credential, label="periodic validation").status
+    return revalidate(credential, label=reason).status
