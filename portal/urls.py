@@ -10,13 +10,14 @@ from portal.ops.views import healthz
 from portal.tenancy.views import home
 
 urlpatterns = [
+    # First: webhook intake (/hooks/<id>/) is the busiest route, resolved before the rest.
+    path("", include("portal.processflows.urls")),
     path("", home, name="home"),
     path("accounts/", include("portal.accounts.urls")),
     path("", include("portal.tenancy.urls")),
     path("", include("portal.dashboard.urls")),
     path("", include("portal.api.page_urls")),
     path("", include("portal.vault.urls")),
-    path("", include("portal.processflows.urls")),
     path("api/", include("portal.api.urls")),
     path("healthz", healthz, name="healthz"),
     path("admin/", admin.site.urls),

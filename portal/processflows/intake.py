@@ -181,7 +181,6 @@ def _receive(request, hook_id: str):
     hook = eventstore.find_deployment(hook_id)
     if hook is None:
         return _answer(404, "No deployed processflow has this URL.")
-    deployment, application = hook.deployment, hook.application
     limit = settings.PORTAL_WEBHOOK_MAX_BYTES
     try:
         declared = int(request.META.get("CONTENT_LENGTH") or 0)
@@ -198,32 +197,49 @@ def _receive(request, hook_id: str):
             return _answer(400, "The body could not be read completely.")
     if raw is None or len(raw) > limit:
         return _reject(
-            deployment, request, status=413, size=max(declared, len(raw or b"")),
+            hook.deployment, request, status=413, size=max(declared, len(raw or b"")),
             reason=f"Body larger than {limit} bytes.",
         )  # fmt: skip
+    answer = _accept(hook, request, raw)
+    if answer is None:
+        # What this process remembered was outdated (a redeploy, an undeploy): ask again.
+        hook = eventstore.find_deployment(hook_id, fresh=True)
+        if hook is None:
+            return _answer(404, "No deployed processflow has this URL.")
+        answer = _accept(hook, request, raw)
+    return answer
 
+
+def _accept(hook: eventstore.DeployedHook, request, raw: bytes):
+    """Verify, check and store one delivery; None when a remembered ``hook`` may be the
+    reason it failed (then the caller retries with a fresh one)."""
+    deployment, application = hook.deployment, hook.application
     verification = _verify(deployment, application, request, raw)
-    if verification is None:
-        return _reject(
-            deployment, request, status=401, size=len(raw),
-            reason="This processflow's subscription is not registered yet.",
-        )  # fmt: skip
-    if not verification.ok:
-        return _reject(deployment, request, status=401, size=len(raw), reason=verification.reason)
+    if verification is None or not verification.ok:
+        if hook.cached:
+            return None
+        reason = (
+            verification.reason
+            if verification is not None
+            else "This processflow's subscription is not registered yet."
+        )
+        return _reject(deployment, request, status=401, size=len(raw), reason=reason)
 
     payload, problem = _parse(raw)
     if payload is None:
         return _reject(deployment, request, status=400, size=len(raw), reason=problem)
 
     # The parsed payload, not the raw body: the same key, without parsing the body again.
-    event_id = eventstore.store_delivery(
+    stored = eventstore.store_delivery(
         deployment,
         dedupe_key=applications.dedupe_key(application, payload),
         event_name=applications.event_name(application, payload),
         headers=_kept_headers(request),
         body=raw,
     )
-    if event_id is None:
+    if not stored.live:
+        return None if hook.cached else _answer(404, "No deployed processflow has this URL.")
+    if stored.event_id is None:
         # The sender retried a delivery we already hold: stored once, processed once.
         return _answer(200, "Duplicate delivery; already accepted.")
-    return _answer(202, "Accepted.", event=event_id)
+    return _answer(202, "Accepted.", event=stored.event_id)

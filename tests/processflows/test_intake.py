@@ -268,6 +268,37 @@ def test_deliveries_signed_with_a_key_retired_before_the_grace_period_are_refuse
     assert rejections(new) == [(401, "the signature does not match the body")]
 
 
+# --- What a server process remembers between deliveries -------------------------------------
+
+
+def test_a_flow_undeployed_after_a_delivery_refuses_the_next_one_at_once(client, hook):
+    assert hook.post(client, delivery(email="first@example.com")).status_code == 202
+    Deployment.objects.filter(pk=hook.deployment.pk).update(
+        state="undeployed", undeployed_at=timezone.now()
+    )
+
+    response = hook.post(client, delivery(email="second@example.com"))
+
+    assert response.status_code == 404
+    assert stored(hook) == 1
+
+
+def test_a_redeployed_flow_accepts_deliveries_signed_with_its_new_key_at_once(client, owner, acme):
+    flow = make_processflow(acme, make_credential(acme))
+    old = deploy_hook(flow)
+    assert old.post(client, delivery(email="before@example.com")).status_code == 202
+    Deployment.objects.filter(pk=old.deployment.pk).update(
+        state="undeployed", undeployed_at=timezone.now() - timedelta(days=2)
+    )
+    new = deploy_hook(flow)
+
+    response = new.post(client, delivery(email="after@example.com"))
+
+    assert response.status_code == 202
+    assert TriggerEvent.objects.get(pk=response.json()["event"]).deployment == new.deployment
+    assert rejections(new) == []
+
+
 # --- Bodies ------------------------------------------------------------------------------------
 
 UNSTORABLE = "Body holds a NUL character or an unpaired surrogate."
