@@ -25,6 +25,7 @@ from portal.processflows.signing import signing_key
 from portal.vault import applications, crypto
 from portal.vault.keys import open_secrets
 from portal.vault.models import Credential
+from portal.vault.selectors import credential_for_use
 
 logger = logging.getLogger(__name__)
 
@@ -253,12 +254,7 @@ def run_step(
             return templating.render(step.get("mapping", {}), context), {}
         except templating.TemplateError as error:
             raise StepFailed(str(error), retryable=False) from None
-    credential = (
-        Credential.objects.for_tenant(run.processflow.organization)
-        .select_related("data_key")
-        .filter(pk=step.get("credential"))
-        .first()
-    )
+    credential = credential_for_use(run.processflow.organization, step.get("credential"))
     if credential is None:
         raise StepFailed(
             "Its credential was deleted; choose another and deploy again.", retryable=False

@@ -12,7 +12,7 @@ from django_celery_beat.models import CrontabSchedule, IntervalSchedule, Periodi
 
 from portal.processflows.models import Deployment, Outbox, TriggerEvent
 from portal.vault import applications
-from portal.vault.models import Credential
+from portal.vault.selectors import credential_for_use
 
 POLL_TASK = "portal.actions.poll"
 # Records fetched per poll at most; a source should narrow itself (min_start_time, status…)
@@ -111,11 +111,8 @@ def poll(deployment_id: int) -> int:
         keys = [f"tick:{now.isoformat()}"]
         name = "schedule"
     else:
-        credential = (
-            Credential.objects.for_tenant(deployment.processflow.organization)
-            .select_related("data_key")
-            .filter(pk=source.get("credential"))
-            .first()
+        credential = credential_for_use(
+            deployment.processflow.organization, source.get("credential")
         )
         if credential is None:
             _record_error(deployment, now, "The source's credential was deleted.")

@@ -20,6 +20,7 @@ from portal.processflows.models import Deployment, Processflow, RegistrationStat
 from portal.processflows.signing import new_signing_key, signing_key
 from portal.vault import applications
 from portal.vault.models import Credential
+from portal.vault.selectors import credential_for_use
 
 logger = logging.getLogger(__name__)
 
@@ -31,12 +32,7 @@ def processflow_url(processflow: Processflow) -> str:
 
 def _trigger_credential(deployment: Deployment) -> Credential | None:
     trigger = deployment.version.definition["trigger"]
-    return (
-        Credential.objects.for_tenant(deployment.processflow.organization)
-        .select_related("data_key")
-        .filter(pk=trigger.get("credential"))
-        .first()
-    )
+    return credential_for_use(deployment.processflow.organization, trigger.get("credential"))
 
 
 def _set(deployment: Deployment, state: str, message: str = "", **fields) -> None:

@@ -10,8 +10,12 @@ from __future__ import annotations
 import json
 import re
 
-REFERENCE = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z0-9_\-]+)*)\s*\}\}")
-WHOLE = re.compile(r"^\s*\{\{\s*([A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z0-9_\-]+)*)\s*\}\}\s*$")
+from connectors import paths
+
+# The same paths as in action filters (connectors.paths): a.b.0.c or a.b[0].c.
+_PATH = r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z0-9_\-]+|\[\d+\])*"
+REFERENCE = re.compile(r"\{\{\s*(" + _PATH + r")\s*\}\}")
+WHOLE = re.compile(r"^\s*\{\{\s*(" + _PATH + r")\s*\}\}\s*$")
 
 
 class TemplateError(ValueError):
@@ -34,24 +38,18 @@ def references(value) -> list[tuple[str, str]]:
     found = []
     for text in _walk(value):
         for match in REFERENCE.finditer(text):
-            parts = match.group(1).split(".")
+            parts = match.group(1).replace("[", ".").replace("]", "").split(".")
             found.append((parts[0], parts[1] if len(parts) > 1 else ""))
     return found
 
 
 def lookup(context: dict, path: str):
-    """Follow a dotted path through dicts and lists; TemplateError names where it stops."""
-    current = context
-    walked = []
-    for part in path.split("."):
-        walked.append(part)
-        if isinstance(current, dict) and part in current:
-            current = current[part]
-        elif isinstance(current, list) and part.isdigit() and int(part) < len(current):
-            current = current[int(part)]
-        else:
-            raise TemplateError(f"{{{{ {path} }}}}: {'.'.join(walked)} does not exist.")
-    return current
+    """The value at a dotted path (dict keys, list indexes); TemplateError says where the
+    path stops and what is there instead."""
+    try:
+        return paths.lookup(context, path)
+    except (paths.PathNotFound, ValueError) as error:
+        raise TemplateError(f"{{{{ {path} }}}}: {error}.") from None
 
 
 def _text(value) -> str:

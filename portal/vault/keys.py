@@ -9,6 +9,7 @@ import logging
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Iterable
 
 from django.conf import settings
 from django.db import IntegrityError, OperationalError, ProgrammingError, transaction
@@ -154,15 +155,22 @@ def seal_secrets(credential: Credential, values: dict[str, str], data_key: DataK
         credential.secret_hints[field] = value[-4:] if len(value) >= 12 else ""
 
 
-def open_secrets(credential: Credential) -> dict[str, str]:
-    """Decrypt every secret field of ``credential``; raises VaultError on any failure.
+def open_secrets(credential: Credential, fields: Iterable[str] | None = None) -> dict[str, str]:
+    """Decrypt the secret ``fields`` of ``credential`` (default: all of them); raises
+    VaultError on any failure.
 
     The plaintext lives only in the returned dict: keep it in a local variable for as long
     as the request or task needs it, never on a model, in a cache or in a message.
     """
+    names = credential.secret_values if fields is None else fields
     return {
-        field: decrypt_secret(credential.data_key, stored, binding=str(credential.uid), field=field)
-        for field, stored in credential.secret_values.items()
+        field: decrypt_secret(
+            credential.data_key,
+            credential.secret_values[field],
+            binding=str(credential.uid),
+            field=field,
+        )
+        for field in names
     }
 
 

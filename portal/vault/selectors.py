@@ -34,3 +34,14 @@ def list_events(
     if credential is not None:
         events = events.filter(credential=credential)
     return events
+
+
+def credential_for_use(organization: Organization, credential_id) -> Credential | None:
+    """A credential a processflow refers to, ready to be opened, or None if it was deleted
+    (a flow keeps running after its credential is gone, and must say so, not crash)."""
+    return (
+        Credential.objects.for_tenant(organization)
+        .select_related("data_key")
+        .filter(pk=credential_id)
+        .first()
+    )

@@ -22,7 +22,7 @@ from portal.vault import applications, crypto
 from portal.vault.applications import ValidationOutcome
 from portal.vault.audit import Actor, as_actor, record_decrypt_failure
 from portal.vault.audit import record as record_event
-from portal.vault.keys import active_data_key, decrypt_secret, open_secrets, seal_secrets
+from portal.vault.keys import active_data_key, open_secrets, seal_secrets
 from portal.vault.models import Credential, CredentialEvent, CredentialStatus
 from portal.vault.selectors import access_credential_by_id
 
@@ -345,15 +345,7 @@ def _replace_secrets(
         seal_secrets(credential, replacements, data_key)
         return
     try:
-        kept = {
-            n: decrypt_secret(
-                credential.data_key,
-                credential.secret_values[n],
-                binding=str(credential.uid),
-                field=n,
-            )
-            for n in kept_names
-        }
+        kept = open_secrets(credential, kept_names)
     except crypto.VaultError:
         raise ValidationError({n: [applications.CANNOT_DECRYPT] for n in kept_names}) from None
     credential.secret_values = {}
@@ -403,15 +395,7 @@ def check_connection(
         # Only the secrets that were not typed anew are decrypted.
         needed = [n for n in credential.secret_values if n not in (secrets or {})]
         try:
-            stored_secrets = {
-                n: decrypt_secret(
-                    credential.data_key,
-                    credential.secret_values[n],
-                    binding=str(credential.uid),
-                    field=n,
-                )
-                for n in needed
-            }
+            stored_secrets = open_secrets(credential, needed)
         except crypto.VaultError:
             record_decrypt_failure(credential, actor=actor)
             raise ValidationError({n: [applications.CANNOT_DECRYPT] for n in needed}) from None
