@@ -36,6 +36,11 @@ def child_env(**extra: str) -> dict[str, str]:
     env.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
     if settings.REDIS_URL:
         env["REDIS_URL"] = settings.REDIS_URL
+    # Tests never reach the internet: unless a test points it at the sandbox, Calendly is a
+    # closed port on loopback (a worker validating a freshly saved credential gets a refusal).
+    env["CALENDLY_API_BASE_URL"] = settings.CALENDLY_API_BASE_URL
+    if "api.calendly.com" in env["CALENDLY_API_BASE_URL"]:
+        env["CALENDLY_API_BASE_URL"] = "http://127.0.0.1:9"
     env.update(extra)
     return env
 

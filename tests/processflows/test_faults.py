@@ -53,15 +53,32 @@ def fast_sweeper(transactional_db, settings):
 
 
 class Processes:
-    """The portal's processes a test starts; every one is stopped at the end."""
+    """The portal's processes a test starts; every one is stopped at the end.
+
+    Workers are supervised as Compose's ``restart: unless-stopped`` does in production: a
+    worker that exits on its own (Celery gives up with "Unrecoverable error" when the broker
+    connection drops while it holds an unacknowledged message) is started again.
+    """
 
     def __init__(self):
         self.started = []
+        self.workers: list[tuple[object, dict]] = []
+        self.restarts = 0
 
     def worker(self, **env: str):
         process = start_worker(concurrency=2, extra_env={**WORKER_ENV, **env})
         self.started.append(process)
+        self.workers.append((process, env))
         return process
+
+    def supervise(self) -> None:
+        """Start again every worker that exited although nobody stopped it."""
+        for index, (process, env) in enumerate(self.workers):
+            if process.popen.poll() is not None:
+                self.restarts += 1
+                replacement = start_worker(concurrency=2, extra_env={**WORKER_ENV, **env})
+                self.started.append(replacement)
+                self.workers[index] = (replacement, env)
 
     def relay(self, **env: str):
         process = start_relay(**env)
@@ -93,6 +110,7 @@ def until_all_succeeded(hook: Hook, count: int, processes: Processes, *, sweep: 
     every half second if ``sweep``."""
 
     def done():
+        processes.supervise()
         if sweep:
             outbox.sweep()
         return all_succeeded(hook, count)
@@ -136,7 +154,8 @@ def test_runs_in_flight_when_the_worker_is_killed_end_processed_exactly_once(
         first.kill(signal.SIGKILL)
         first.popen.wait(timeout=10)
         assert Run.objects.filter(status=RunStatus.RUNNING).exists()  # killed mid-run
-        processes.worker()
+        processes.supervise()  # a new worker, as the process supervisor starts one
+        assert processes.restarts == 1
         until_all_succeeded(hook, len(emails), processes, sweep=True)
 
         received = destination.documents
