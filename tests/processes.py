@@ -17,7 +17,7 @@ from django.db import connection
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def test_database_url() -> str:
+def child_database_url() -> str:
     """A DATABASE_URL for child processes that points at the database the tests use."""
     db = connection.settings_dict
     if db["ENGINE"] == "django.db.backends.sqlite3":
@@ -31,7 +31,7 @@ def test_database_url() -> str:
 
 def child_env(**extra: str) -> dict[str, str]:
     env = os.environ.copy()
-    env["DATABASE_URL"] = test_database_url()
+    env["DATABASE_URL"] = child_database_url()
     env["PYTHONPATH"] = str(ROOT)
     env.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
     if settings.REDIS_URL:

@@ -20,8 +20,8 @@ from django.test import Client
 from portal.processflows import outbox
 from portal.processflows.models import Outbox, Run, RunStatus, TriggerEvent
 from tests.netproxy import TcpProxy
+from tests.processes import child_database_url as database_url
 from tests.processes import purge_queues, start_worker, wait_for
-from tests.processes import test_database_url as database_url
 from tests.processflows.reliability.support import (
     Hook,
     all_succeeded,

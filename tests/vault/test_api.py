@@ -97,7 +97,7 @@ def test_an_unknown_application_is_a_404_naming_the_installed_ones(owner_api):
 
 
 def test_applications_are_listed_only_to_authenticated_callers(db):
-    error_of(APIClient().get("/api/v1/applications/"), 401)
+    assert error_of(APIClient().get("/api/v1/applications/"), 401)["code"] == "not_authenticated"
 
 
 # --- Credentials: secrets are write-only -------------------------------------------------------
@@ -322,7 +322,7 @@ def test_a_bad_replacement_secret_is_a_400_and_changes_nothing(acme, owner_api):
 
 
 def test_an_unknown_credential_is_a_404_in_the_common_format(owner_api, acme):
-    error_of(owner_api.get(f"{CREDENTIALS}999999/"), 404)
+    assert error_of(owner_api.get(f"{CREDENTIALS}999999/"), 404)["code"] == "not_found"
 
 
 # --- Viewers may not write ---------------------------------------------------------------------

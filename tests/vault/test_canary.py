@@ -22,8 +22,8 @@ from connectors.calendly.sandbox import seed
 from portal.vault import applications
 from portal.vault.models import Credential
 from portal.vault.tasks import revalidate_credential, revalidate_credentials
+from tests.processes import child_database_url as database_url
 from tests.processes import purge_queues
-from tests.processes import test_database_url as database_url
 from tests.vault.conftest import TOKEN_FIELD
 
 MAINTENANCE_TASKS = {
