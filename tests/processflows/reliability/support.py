@@ -230,14 +230,18 @@ class ScriptedDestination:
         with self.lock:
             return [r["json"] for r in self.received]
 
-    def answer(self, key: str | None, document) -> tuple[int, dict[str, str]]:
+    def answer(
+        self, key: str | None, document, request_headers: dict[str, str] | None = None
+    ) -> tuple[int, dict[str, str]]:
         with self.lock:
             status, headers = self.answers[min(len(self.requests), len(self.answers) - 1)]
             self.requests.append({"key": key, "json": document, "status": status})
             if key and key in self.keys:
                 return self.keys[key], {}
             if status < 300:
-                self.received.append({"key": key, "json": document})
+                self.received.append(
+                    {"key": key, "json": document, "headers": request_headers or {}}
+                )
                 if key:
                     self.keys[key] = status
             return status, headers
@@ -254,7 +258,9 @@ def scripted_destination(*answers: int | tuple[int, dict], delay: float = 0, ech
         def do_POST(self):
             body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
             status, headers = destination.answer(
-                self.headers.get("Idempotency-Key"), json.loads(body or b"null")
+                self.headers.get("Idempotency-Key"),
+                json.loads(body or b"null"),
+                dict(self.headers.items()),
             )
             if destination.delay:
                 time.sleep(destination.delay)
