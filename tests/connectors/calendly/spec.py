@@ -5,7 +5,7 @@ Used by the sandbox's own tests and by the connector's tests alike::
     from tests.connectors.calendly.spec import assert_conforms
     assert_conforms(sb.exchanges)
 
-The document is ``../shared/calendly/openapi.yaml`` next to the repository (override with
+The document is vendored in ``connectors/calendly/openapi/openapi.yaml`` (override with
 ``CALENDLY_OPENAPI_PATH``). It is required: if it is missing, ``load_spec`` raises, so tests fail
 loudly instead of skipping the one check that ties the sandbox to the real API.
 
@@ -42,6 +42,8 @@ from openapi_core.validation.request.validators import (
 from openapi_core.validation.schemas import oas30_read_schema_validators_factory
 from werkzeug.datastructures import Headers, ImmutableMultiDict
 
+import connectors.calendly
+
 SPEC_ENV = "CALENDLY_OPENAPI_PATH"
 # The document's only server; requests are matched by path, whatever host they went to.
 SERVER = "https://api.calendly.com"
@@ -59,12 +61,11 @@ class SpecNotFoundError(FileNotFoundError):
 
 
 def spec_path() -> Path:
-    """Where the document is: $CALENDLY_OPENAPI_PATH, else <repo>/../shared/calendly/."""
+    """Where the document is: $CALENDLY_OPENAPI_PATH, else the copy vendored with the connector."""
     override = os.environ.get(SPEC_ENV)
     if override:
         return Path(override)
-    repo_root = Path(__file__).resolve().parents[3]
-    return repo_root.parent / "shared" / "calendly" / "openapi.yaml"
+    return Path(connectors.calendly.__file__).resolve().parent / "openapi" / "openapi.yaml"
 
 
 def _is_uri(value: object) -> bool:
