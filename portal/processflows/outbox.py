@@ -1,84 +1,28 @@
 """The transactional outbox between intake and Celery.
 
 An accepted event and its outbox entry are committed together; the relay (``relay.py``)
-hands entries to the broker with :func:`publish` and marks them published. If the broker is
-down, publishing fails and the entry simply stays pending: :func:`sweep` (run by beat every
-few seconds) publishes anything not done within a bound, and re-queues runs whose worker
-died. Consumers are idempotent, so a message published twice is processed once.
-
-Finding the broker down costs a connection timeout (seconds), so after one failure this
-process does not try again for ``BROKER_RETRY_SECONDS``: during an outage nothing that
-enqueues (the relay, a deploy, a worker queueing a run) waits out the timeout every time.
+hands entries to the broker and marks them published. If the broker is down, publishing
+fails and the entry simply stays pending: :func:`sweep` (run by beat every few seconds)
+publishes anything not done within a bound, and re-queues runs whose worker died.
+Consumers are idempotent, so a message published twice is processed once.
 """
 
 from __future__ import annotations
 
 import logging
-import time
 from datetime import timedelta
 
 from django.conf import settings
 from django.db.models import F, Q
 from django.utils import timezone
-from kombu.exceptions import OperationalError as BrokerUnavailable
 
+from portal.processflows.dispatch import publish_events, publish_run
 from portal.processflows.models import Outbox, Run, RunStatus
 
 logger = logging.getLogger(__name__)
 
 # Entries and runs re-published per sweep at most; the next sweep takes the rest.
 BATCH = 1000
-# After the broker was found unreachable, publishing is skipped this long (per process).
-BROKER_RETRY_SECONDS = 5.0
-_broker_down_until = 0.0
-
-
-def enqueue(task, *args, countdown: float = 0) -> bool:
-    """Send ``task(*args)`` to the broker; False (logged) if the broker is unreachable.
-
-    Callers keep the state that says the work is due in the database, so the sweeper or the
-    reconciler sends it again later: a broker outage must never fail a request whose
-    transaction already committed.
-    """
-    global _broker_down_until
-    if time.monotonic() < _broker_down_until:
-        return False
-    try:
-        task.apply_async(args, countdown=countdown or None, retry=False)
-    except (BrokerUnavailable, OSError) as error:
-        _broker_down_until = time.monotonic() + BROKER_RETRY_SECONDS
-        logger.warning(
-            "%s%s not queued (%s); not publishing for %.0f s, the sweeper catches up",
-            task.name, args, type(error).__name__, BROKER_RETRY_SECONDS,
-        )  # fmt: skip
-        return False
-    except Exception as error:  # anything else the broker raises leaves the work pending too
-        logger.warning("%s%s not queued (%s)", task.name, args, type(error).__name__)
-        return False
-    return True
-
-
-def publish(event_ids: list[int]) -> int:
-    """Send ``process_event`` for each event; returns how many reached the broker.
-
-    Never raises, and stops at the first failure: with the broker down every further try
-    would only wait for its own timeout. What was not sent stays pending for the sweeper.
-    """
-    from portal.processflows.tasks import process_event
-
-    sent = 0
-    for event_id in event_ids:
-        if not enqueue(process_event, event_id):
-            break
-        sent += 1
-    return sent
-
-
-def publish_run(run_id: int, *, countdown: float = 0) -> bool:
-    """Queue a run for execution; False (logged) if the broker is unreachable."""
-    from portal.processflows.tasks import execute_run
-
-    return enqueue(execute_run, run_id, countdown=countdown)
 
 
 def sweep() -> dict[str, int]:
@@ -97,7 +41,7 @@ def sweep() -> dict[str, int]:
         .order_by("pk")
     )
     pending = list(overdue.values_list("pk", "event_id")[:BATCH])
-    outbox_sent = publish([event_id for _, event_id in pending])
+    outbox_sent = publish_events([event_id for _, event_id in pending])
     Outbox.objects.filter(pk__in=[pk for pk, _ in pending[:outbox_sent]]).update(
         published_at=now, publish_attempts=F("publish_attempts") + 1
     )

@@ -10,11 +10,11 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django_celery_beat.models import CrontabSchedule, IntervalSchedule, PeriodicTask
 
+from portal.processflows import dispatch
 from portal.processflows.models import Deployment, Outbox, TriggerEvent
 from portal.vault import applications
 from portal.vault.selectors import credential_for_use
 
-POLL_TASK = "portal.actions.poll"
 # Records fetched per poll at most; a source should narrow itself (min_start_time, status…)
 # rather than rely on this.
 POLL_LIMIT = 1000
@@ -24,7 +24,7 @@ def schedule(deployment: Deployment) -> PeriodicTask:
     """Create the beat entry for a polling deployment (interval, cron, or once)."""
     spec = deployment.version.definition["trigger"]["schedule"]
     name = f"processflow {deployment.processflow_id} deployment {deployment.pk}"
-    fields = {"task": POLL_TASK, "args": json.dumps([deployment.pk]), "queue": "actions"}
+    fields = {"task": dispatch.POLL, "args": json.dumps([deployment.pk]), "queue": "actions"}
     if "cron" in spec:
         minute, hour, day_of_month, month_of_year, day_of_week = spec["cron"].split()
         crontab, _ = CrontabSchedule.objects.get_or_create(

@@ -16,6 +16,7 @@ from django.conf import settings
 from django.db.models import Q
 from django.utils import timezone
 
+import flows
 from portal.processflows.models import Deployment, Processflow, RegistrationState, TriggerType
 from portal.processflows.signing import new_signing_key, signing_key
 from portal.vault import applications
@@ -261,19 +262,13 @@ def await_manual_subscription(deployment: Deployment) -> None:
     )
 
 
-def callback_target(
-    organization_id: int, application: str, action: str, rows: list[list[str]]
-) -> Deployment | None:
-    """The deployed flow of this organization whose Processflow URL a subscription-creating
-    step subscribes, or None when the step does something else.
+def manual_target(organization_id: int, url: str, *, by: str) -> ManualSubscription | None:
+    """The deployed flow of this organization whose Processflow URL ``url`` is, as the target
+    of a step that subscribes it; None when ``url`` is no Processflow URL.
 
-    Raises :class:`CallbackNotDeployed` when the URL is a Processflow URL but no deployed
+    Raises ``flows.CallbackUnavailable`` when the URL is a Processflow URL but no deployed
     flow of this organization answers it: a subscription made now could never be verified.
     """
-    webhooks = applications.get_application(application).webhooks
-    if webhooks is None or action != webhooks.subscribe_action:
-        return None
-    url = next((value for key, value in rows if key == webhooks.callback_key), "")
     prefix = f"{settings.PORTAL_BASE_URL}/hooks/"
     if not url.startswith(prefix):
         return None
@@ -290,38 +285,40 @@ def callback_target(
     )
     if target is None:
         flow = Processflow.objects.filter(organization_id=organization_id, hook_id=hook_id).first()
-        raise CallbackNotDeployed(
+        raise flows.CallbackUnavailable(
             f"Deploy processflow {flow.name!r} before subscribing its URL."
             if flow is not None
             else f"No processflow of this organization has the Processflow URL {url}."
         )
-    return target
+    return ManualSubscription(target, by=by)
 
 
-class CallbackNotDeployed(Exception):
-    """A step subscribes a Processflow URL that no deployed flow of its organization owns."""
+class ManualSubscription:
+    """A deployed flow whose Processflow URL another flow's step subscribes (the seed's
+    manual way), as the engine's ``flows.CallbackTarget``."""
 
+    def __init__(self, deployment: Deployment, *, by: str):
+        self.deployment = deployment
+        self.url = processflow_url(deployment.processflow)
+        self.by = by
 
-def with_signing_key(application: str, target: Deployment, rows: list[list[str]]) -> list:
-    """``rows`` plus the row that gives the application ``target``'s signing key (created
-    if the deployment has none yet); rows that already name a signing key are kept as is."""
-    name = applications.get_application(application).webhooks.signing_key_key
-    if any(key == name for key, _ in rows):
-        return rows
-    key = signing_key(target)
-    if key is None:
-        key = new_signing_key(target)
-        target.save(update_fields=["signing_data_key", "signing_key_ciphertext"])
-    return [*rows, [name, key]]
+    def signing_key(self, given: str | None = None) -> str:
+        """The deployment's signing key (created if it has none yet), which the step hands
+        to the application so that intake can verify what it delivers."""
+        key = signing_key(self.deployment)
+        if key is None:
+            key = new_signing_key(self.deployment)
+            self.deployment.save(update_fields=["signing_data_key", "signing_key_ciphertext"])
+        return key
 
-
-def record_manual_subscription(target: Deployment, subscription: dict, *, by: str) -> None:
-    """Remember the subscription a step created, so undeploy and the reconciler manage it."""
-    _set(
-        target,
-        RegistrationState.ACTIVE,
-        f"Subscribed by {by}.",
-        subscription_uri=subscription.get("uri", ""),
-        registered_url=subscription.get("callback_url", ""),
-        reconciled_at=timezone.now(),
-    )
+    def subscribed(self, subscription) -> None:
+        """Remember the subscription the step created, so undeploy and the reconciler
+        manage it."""
+        _set(
+            self.deployment,
+            RegistrationState.ACTIVE,
+            f"Subscribed by {self.by}.",
+            subscription_uri=subscription.get("uri", ""),
+            registered_url=subscription.get("callback_url", ""),
+            reconciled_at=timezone.now(),
+        )

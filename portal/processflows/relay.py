@@ -16,8 +16,8 @@ from django.db import close_old_connections, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from portal.processflows.dispatch import publish_events
 from portal.processflows.models import Outbox
-from portal.processflows.outbox import publish
 
 logger = logging.getLogger(__name__)
 
@@ -39,7 +39,7 @@ def relay_once(*, batch: int = BATCH) -> int:
         )
         if not pending:
             return 0
-        sent = publish([event_id for _, event_id in pending])
+        sent = publish_events([event_id for _, event_id in pending])
         if sent:
             Outbox.objects.filter(pk__in=[pk for pk, _ in pending[:sent]]).update(
                 published_at=timezone.now(), publish_attempts=F("publish_attempts") + 1

@@ -7,9 +7,9 @@ import json
 from django.db import transaction
 from django.utils import timezone
 
+from flows.redaction import redact
+from portal.processflows.dispatch import publish_run
 from portal.processflows.models import Outbox, Run, RunStatus, TriggerEvent, TriggerType
-from portal.processflows.outbox import publish_run
-from portal.processflows.redaction import redact
 
 
 def trigger_document(event: TriggerEvent) -> dict:

@@ -10,7 +10,7 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from portal.processflows import polling, registration, runs, signing
+from portal.processflows import dispatch, polling, registration, runs, signing
 from portal.processflows.definitions import clean_definition, credentials_used
 from portal.processflows.models import (
     Deployment,
@@ -21,7 +21,6 @@ from portal.processflows.models import (
     RunStatus,
     TriggerType,
 )
-from portal.processflows.outbox import enqueue
 from portal.processflows.selectors import access_processflow_by_id, access_run_by_id
 from portal.tenancy.models import Membership, Organization
 from portal.tenancy.permissions import Perm
@@ -154,10 +153,8 @@ def _check_credentials(organization: Organization, actor: Actor, definition: dic
 
 
 def _enqueue_registration(deployment: Deployment) -> None:
-    from portal.processflows.tasks import register_subscription
-
     deployment_id = deployment.pk
-    transaction.on_commit(lambda: enqueue(register_subscription, deployment_id))
+    transaction.on_commit(lambda: dispatch.register_subscription(deployment_id))
 
 
 def deploy(
@@ -265,10 +262,8 @@ def _undeploy(deployment: Deployment) -> None:
         deployment.registration_state = RegistrationState.REMOVING
         deployment.registration_message = "Deleting the webhook subscription…"
         fields += ["registration_state", "registration_message"]
-        from portal.processflows.tasks import remove_subscription
-
         deployment_id = deployment.pk
-        transaction.on_commit(lambda: enqueue(remove_subscription, deployment_id))
+        transaction.on_commit(lambda: dispatch.remove_subscription(deployment_id))
     else:
         polling.unschedule(deployment)
         deployment.schedule = None

@@ -16,6 +16,7 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from portal.queues import enqueue
 from portal.tenancy.models import Membership, Organization
 from portal.tenancy.permissions import Perm
 from portal.vault import applications, crypto
@@ -29,6 +30,8 @@ from portal.vault.selectors import access_credential_by_id
 logger = logging.getLogger(__name__)
 
 NAME_MAX = 100
+# The task (portal/vault/tasks.py) that validates a stored credential again.
+REVALIDATE_CREDENTIAL = "portal.maintenance.revalidate_credential"
 
 
 # --- Input checks ----------------------------------------------------------------------------
@@ -311,20 +314,9 @@ def _validate_after_commit(credential: Credential) -> None:
     right after, so its status tells whether it works without another click. A broker
     outage only skips this; the daily re-validation comes anyway."""
     credential_id = credential.pk
-
-    def send() -> None:
-        from portal.vault.tasks import revalidate_credential
-
-        try:
-            revalidate_credential.apply_async(
-                (credential_id, "validation after saving"), retry=False
-            )
-        except Exception as error:  # the save stands; the status stays "not validated"
-            logger.warning(
-                "validation of credential %s not queued (%s)", credential_id, type(error).__name__
-            )
-
-    transaction.on_commit(send)
+    transaction.on_commit(
+        lambda: enqueue(REVALIDATE_CREDENTIAL, credential_id, "validation after saving")
+    )
 
 
 def _replace_secrets(

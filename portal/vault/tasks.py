@@ -5,7 +5,7 @@ from __future__ import annotations
 from celery import shared_task
 
 from portal.vault.models import Credential
-from portal.vault.services import revalidate
+from portal.vault.services import REVALIDATE_CREDENTIAL, revalidate
 
 
 @shared_task(name="portal.maintenance.revalidate_credentials")
@@ -17,7 +17,7 @@ def revalidate_credentials() -> int:
     return len(ids)
 
 
-@shared_task(name="portal.maintenance.revalidate_credential")
+@shared_task(name=REVALIDATE_CREDENTIAL)
 def revalidate_credential(credential_id: int, reason: str = "periodic validation") -> str | None:
     """Re-validate one credential by id; a credential deleted meanwhile is skipped."""
     credential = Credential.objects.select_related("data_key").filter(pk=credential_id).first()

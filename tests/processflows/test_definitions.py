@@ -236,7 +236,10 @@ def test_an_interval_below_the_minimum_is_refused(acme):
         ("61 * * * *", "The minute field '61' is not valid: Invalid end range: 61 > 59."),
         ("0 25 * * *", "The hour field '25' is not valid: Invalid end range: 25 > 23."),
         ("0 0 * * ?", "The day of week field '?' is not valid."),
-        ("*/0 * * * *", "The minute field '*/0' is not valid: slice step cannot be zero"),
+        (
+            "*/0 * * * *",
+            "The minute field '*/0' is not valid: A step is a whole number above zero, not '0'.",
+        ),
     ],
 )
 def test_a_malformed_cron_expression_is_refused(acme, cron, message):

@@ -22,25 +22,16 @@ class TemplateError(ValueError):
     """A reference names a path that the document does not have."""
 
 
-def _walk(value):
+def texts(value):
+    """Every string inside ``value`` (nested dicts and lists included)."""
     if isinstance(value, str):
         yield value
     elif isinstance(value, dict):
         for item in value.values():
-            yield from _walk(item)
+            yield from texts(item)
     elif isinstance(value, list):
         for item in value:
-            yield from _walk(item)
-
-
-def references(value) -> list[tuple[str, str]]:
-    """(root, first segment) of every reference in ``value``, e.g. ("steps", "fetch")."""
-    found = []
-    for text in _walk(value):
-        for match in REFERENCE.finditer(text):
-            parts = match.group(1).replace("[", ".").replace("]", "").split(".")
-            found.append((parts[0], parts[1] if len(parts) > 1 else ""))
-    return found
+            yield from texts(item)
 
 
 def lookup(context: dict, path: str):
