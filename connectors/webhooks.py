@@ -13,17 +13,25 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from .errors import NotSupported
-from .results import Subscription, Verification
+from .results import ActionResult, Subscription, Verification
 from .runtime import Runtime
 from .secrets import Credentials, Secret
 
-if TYPE_CHECKING:  # pragma: no cover
-    from .base import Connector
-
 Headers = Mapping[str, str] | Iterable[tuple[str, str]]
+
+
+class Connector(Protocol):
+    """What webhook support uses of its connector (``connectors.base.Connector`` is one):
+    its name for messages, and its actions, through which subscriptions are managed."""
+
+    display_name: str
+
+    def run_action(
+        self, name: str, credentials: Credentials, *, runtime: Runtime | None = None, **kw: Any
+    ) -> ActionResult: ...
 
 
 def header_values(headers: Headers, name: str) -> list[str]:

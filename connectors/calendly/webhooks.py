@@ -14,13 +14,14 @@ import json
 import re
 import time
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from connectors.errors import FilterError, InvalidResponse
 from connectors.results import Subscription, Verification
 from connectors.runtime import Runtime
 from connectors.secrets import Credentials, Secret
 from connectors.webhooks import (
+    Connector,
     Headers,
     WebhookSupport,
     body_digest,
@@ -30,9 +31,6 @@ from connectors.webhooks import (
 )
 
 from .actions import SCOPES, WEBHOOK_EVENTS
-
-if TYPE_CHECKING:  # pragma: no cover
-    from connectors.base import Connector
 
 SIGNATURE_HEADER = "Calendly-Webhook-Signature"
 _DIGITS = re.compile(r"^\d{1,12}$")

@@ -9,12 +9,18 @@ from __future__ import annotations
 
 import json
 import re
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from .seed import OWNER_USER_UUID
 
-if TYPE_CHECKING:
-    from .app import CalendlySandbox
+
+class Sandbox(Protocol):
+    """What the control API drives (``CalendlySandbox`` is one): its Python API, by name."""
+
+    url: str
+
+    def __getattr__(self, name: str) -> Any: ...
+
 
 _DISABLE = re.compile(r"^/_sandbox/webhook_subscriptions/([^/]+)/disable$")
 
@@ -32,7 +38,7 @@ def _bad(message: str) -> AdminError:
 class AdminApi:
     """Answers admin requests with (status, JSON-serialisable body)."""
 
-    def __init__(self, sandbox: CalendlySandbox) -> None:
+    def __init__(self, sandbox: Sandbox) -> None:
         self.sandbox = sandbox
 
     def __call__(
