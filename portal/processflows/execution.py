@@ -23,10 +23,10 @@ from django.utils import timezone
 import connectors
 import flows
 from flows.runner import LOST
+from portal.applications.runtime import runtime
 from portal.processflows import dispatch, registration
 from portal.processflows.models import Run, RunStatus, StepRun
 from portal.processflows.runs import trigger_document
-from portal.vault import applications
 from portal.vault.opener import open_credential
 from portal.vault.selectors import credential_for_use
 
@@ -109,7 +109,7 @@ class CloudHost:
             yield opened
 
     def runtime(self, app: connectors.Connector) -> connectors.Runtime:
-        return applications.runtime(app)
+        return runtime(app)
 
     def callback_target(self, app: connectors.Connector, url: str):
         return registration.manual_target(

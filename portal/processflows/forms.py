@@ -10,7 +10,7 @@ import re
 
 from django import forms
 
-from portal.vault import applications
+from portal.applications import declarations
 from portal.vault.selectors import list_credentials
 
 STEP_SLOTS = 6
@@ -43,14 +43,14 @@ def format_rows(rows) -> str:
 def _action_choices():
     return [("", "—")] + [
         (f"{app.name}:{name}", f"{app.display_name} › {action.label}")
-        for app in applications.all_applications()
+        for app in declarations.all_applications()
         for name, action in app.actions.items()
     ]
 
 
 def _credential_choices(organization):
     return [("", "—")] + [
-        (str(c.pk), f"{applications.display_name(c.application)} › {c.name}")
+        (str(c.pk), f"{declarations.display_name(c.application)} › {c.name}")
         for c in list_credentials(organization)
     ]
 
@@ -104,8 +104,8 @@ class ProcessflowForm(forms.Form):
         events = sorted(
             {
                 e
-                for app in applications.all_applications()
-                for e in applications.webhook_events(app.name)
+                for app in declarations.all_applications()
+                for e in declarations.webhook_events(app.name)
             }
         )
         self.fields["webhook_events"].choices = [(e, e) for e in events]

@@ -27,10 +27,10 @@ from django.http import JsonResponse, UnreadablePostError
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 
+from portal.applications import deliveries
 from portal.processflows import eventstore
 from portal.processflows.models import Deployment, RejectedDelivery
 from portal.processflows.signing import signing_key
-from portal.vault import applications
 
 logger = logging.getLogger(__name__)
 
@@ -84,7 +84,7 @@ def _verify(deployment: Deployment, application: str, request, raw: bytes):
         key = signing_key(candidate)
         if key is None:
             continue
-        verification = applications.verify_delivery(
+        verification = deliveries.verify_delivery(
             application,
             headers=request.headers,
             raw_body=raw,
@@ -232,8 +232,8 @@ def _accept(hook: eventstore.DeployedHook, request, raw: bytes):
     # The parsed payload, not the raw body: the same key, without parsing the body again.
     stored = eventstore.store_delivery(
         deployment,
-        dedupe_key=applications.dedupe_key(application, payload),
-        event_name=applications.event_name(application, payload),
+        dedupe_key=deliveries.dedupe_key(application, payload),
+        event_name=deliveries.event_name(application, payload),
         headers=_kept_headers(request),
         body=raw,
     )

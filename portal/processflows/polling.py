@@ -12,7 +12,7 @@ from django_celery_beat.models import CrontabSchedule, IntervalSchedule, Periodi
 
 from portal.processflows import dispatch
 from portal.processflows.models import Deployment, Outbox, TriggerEvent
-from portal.vault import applications
+from portal.vault import calls
 from portal.vault.selectors import credential_for_use
 
 # Records fetched per poll at most; a source should narrow itself (min_start_time, status…)
@@ -117,7 +117,7 @@ def poll(deployment_id: int) -> int:
         if credential is None:
             _record_error(deployment, now, "The source's credential was deleted.")
             return 0
-        result = applications.run_action(
+        result = calls.run_action(
             credential, source["action"], filters=source.get("filters", []), context={},
             limit=POLL_LIMIT,
             purpose=f"processflow {deployment.processflow.name!r}, poll",

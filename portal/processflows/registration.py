@@ -19,7 +19,7 @@ from django.utils import timezone
 import flows
 from portal.processflows.models import Deployment, Processflow, RegistrationState, TriggerType
 from portal.processflows.signing import new_signing_key, signing_key
-from portal.vault import applications
+from portal.vault import calls
 from portal.vault.models import Credential
 from portal.vault.selectors import credential_for_use
 
@@ -75,7 +75,7 @@ def register(deployment: Deployment, *, repair: bool = False) -> str:
         return RegistrationState.FAILED
     key = new_signing_key(deployment)
     _set(deployment, RegistrationState.PENDING, "Registering the webhook subscription…")
-    outcome = applications.subscribe(
+    outcome = calls.subscribe(
         credential, url=url, events=trigger["events"], scope=scope, signing_key=key
     )
     replaced = False
@@ -83,10 +83,10 @@ def register(deployment: Deployment, *, repair: bool = False) -> str:
         # Another subscription holds this URL (an earlier deployment, or one made by hand).
         # Its signing key is not this deployment's, so its deliveries could not be verified:
         # replace it rather than adopt it.
-        removal = remove_subscriptions_to(credential, url, scope)
+        removal = calls.remove_subscriptions_to(credential, url, scope)
         if removal.ok:
             replaced = True
-            outcome = applications.subscribe(
+            outcome = calls.subscribe(
                 credential, url=url, events=trigger["events"], scope=scope, signing_key=key
             )
         else:
@@ -112,7 +112,7 @@ def register(deployment: Deployment, *, repair: bool = False) -> str:
     )
     if not taken:
         logger.info("deployment %s was undeployed while registering", deployment.pk)
-        removed = applications.unsubscribe(credential, subscription_uri).ok
+        removed = calls.unsubscribe(credential, subscription_uri).ok
         # If that failed, the removal is retried by the reconciler (REMOVING with a URI).
         state = RegistrationState.REMOVED if removed else RegistrationState.REMOVING
         Deployment.objects.filter(pk=deployment.pk).update(
@@ -130,19 +130,6 @@ class RegistrationUnavailable(Exception):
     """The application could not be reached or asked us to slow down: try again later."""
 
 
-def remove_subscriptions_to(credential: Credential, url: str, scope: str):
-    """Delete every subscription the credential sees in ``scope`` that calls ``url``."""
-    listing = applications.list_subscriptions(credential, scope=scope)
-    if not listing.ok:
-        return listing
-    for subscription in listing.subscriptions:
-        if subscription.get("callback_url") == url:
-            removed = applications.unsubscribe(credential, subscription["uri"])
-            if not removed.ok:
-                return removed
-    return listing
-
-
 def unregister(deployment: Deployment) -> str:
     """Delete the deployment's subscription at the application (gone already is fine)."""
     if not deployment.subscription_uri:
@@ -157,7 +144,7 @@ def unregister(deployment: Deployment) -> str:
             "application; delete it there.",
         )
         return RegistrationState.FAILED
-    outcome = applications.unsubscribe(credential, deployment.subscription_uri)
+    outcome = calls.unsubscribe(credential, deployment.subscription_uri)
     if not outcome.ok:
         _set(deployment, RegistrationState.FAILED, outcome.message)
         return RegistrationState.FAILED
@@ -176,9 +163,7 @@ def reconcile(deployment: Deployment) -> str:
     if credential is None:
         _set(deployment, RegistrationState.FAILED, "The trigger's credential was deleted.")
         return "failed"
-    listing = applications.list_subscriptions(
-        credential, scope=trigger.get("scope", "organization")
-    )
+    listing = calls.list_subscriptions(credential, scope=trigger.get("scope", "organization"))
     if not listing.ok:
         logger.warning("reconcile of deployment %s skipped: %s", deployment.pk, listing.message)
         return "skipped"
@@ -204,7 +189,7 @@ def reconcile(deployment: Deployment) -> str:
         return "ok"
     logger.info("repairing deployment %s: %s", deployment.pk, problem)
     if ours is not None:
-        applications.unsubscribe(credential, ours["uri"])
+        calls.unsubscribe(credential, ours["uri"])
     if trigger.get("registration") == "manual":
         # The user chose to subscribe by hand: say what broke instead of subscribing.
         _set(

@@ -10,6 +10,7 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from portal.applications import declarations
 from portal.processflows import dispatch, polling, registration, runs, signing
 from portal.processflows.definitions import clean_definition, credentials_used
 from portal.processflows.models import (
@@ -24,7 +25,6 @@ from portal.processflows.models import (
 from portal.processflows.selectors import access_processflow_by_id, access_run_by_id
 from portal.tenancy.models import Membership, Organization
 from portal.tenancy.permissions import Perm
-from portal.vault import applications
 from portal.vault import services as vault_services
 from portal.vault.audit import Actor, as_actor
 from portal.vault.models import Credential, CredentialStatus
@@ -139,7 +139,7 @@ def _check_credentials(organization: Organization, actor: Actor, definition: dic
             credential.refresh_from_db()
         if credential.status == CredentialStatus.VALID:
             continue
-        label = f"{credential.name!r} ({applications.display_name(credential.application)})"
+        label = f"{credential.name!r} ({declarations.display_name(credential.application)})"
         if credential.status == CredentialStatus.UNVALIDATED:
             raise ValidationError(
                 f"Credential {label} could not be validated: "

@@ -8,12 +8,12 @@ from django.core.paginator import Paginator
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
+from portal.applications import declarations
 from portal.processflows import selectors, services
 from portal.processflows.forms import ProcessflowForm
 from portal.processflows.models import RunStatus, TriggerEvent
 from portal.processflows.registration import processflow_url
 from portal.tenancy.access import tenant_view
-from portal.vault import applications
 
 
 def _flash(request, error: ValidationError) -> None:
@@ -56,13 +56,13 @@ def _helpers(request, exclude=None) -> dict:
     return {
         "resource_functions": [
             (app.display_name, name)
-            for app in applications.all_applications()
-            for name in applications.resource_functions(app.name)
+            for app in declarations.all_applications()
+            for name in declarations.resource_functions(app.name)
         ],
         "flow_urls": [
             (flow.name, processflow_url(flow)) for flow in flows if flow.trigger_type == "webhook"
         ],
-        "action_keys": applications.action_keys(),
+        "action_keys": declarations.action_keys(),
     }
 
 

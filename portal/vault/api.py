@@ -14,8 +14,9 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from portal.api.scoping import TenantScopedMixin
+from portal.applications import declarations
 from portal.tenancy.permissions import Perm
-from portal.vault import applications, selectors, services
+from portal.vault import selectors, services
 from portal.vault.models import Credential, CredentialEvent
 
 
@@ -31,7 +32,7 @@ class ApplicationViewSet(viewsets.ViewSet):
     )
     def list(self, request):
         return Response(
-            [applications.describe(app.name) for app in applications.all_applications()]
+            [declarations.describe(app.name) for app in declarations.all_applications()]
         )
 
     @extend_schema(
@@ -39,7 +40,7 @@ class ApplicationViewSet(viewsets.ViewSet):
     )
     def retrieve(self, request, name: str):
         try:
-            return Response(applications.describe(name))
+            return Response(declarations.describe(name))
         except ValidationError as error:  # unknown application
             raise Http404(error.messages[0]) from None
 

@@ -11,7 +11,7 @@ with a message a person can act on.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 
 import connectors
@@ -38,8 +38,10 @@ def open_credential(
     purpose: str,
     actor: audit.Actor | Membership | None = None,
     audit_as: str | None = CredentialEvent.Action.USED,
+    fields: Iterable[str] | None = None,
 ) -> Iterator[flows.OpenedCredential]:
-    """Decrypt ``credential`` for the ``with`` block; audit the use when it ends.
+    """Decrypt ``credential`` (only its secret ``fields``, if given) for the ``with`` block;
+    audit the use when it ends.
 
     ``actor`` defaults to the system acting for ``purpose``. ``audit_as`` is the audit
     action written (None when the caller writes its own entry, as validation does).
@@ -47,7 +49,7 @@ def open_credential(
     """
     who = audit.as_actor(actor) if actor is not None else audit.Actor.system(purpose)
     try:
-        secrets = open_secrets(credential)
+        secrets = open_secrets(credential, fields)
     except crypto.VaultError:
         audit.record_decrypt_failure(credential, actor=who)
         raise flows.CredentialUnavailable(CANNOT_DECRYPT) from None

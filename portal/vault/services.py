@@ -16,15 +16,18 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from flows import CredentialUnavailable
+from portal.applications import declarations, validation
+from portal.applications.validation import ValidationOutcome
 from portal.queues import enqueue
 from portal.tenancy.models import Membership, Organization
 from portal.tenancy.permissions import Perm
-from portal.vault import applications, crypto
-from portal.vault.applications import ValidationOutcome
-from portal.vault.audit import Actor, as_actor, record_decrypt_failure
+from portal.vault import crypto
+from portal.vault.audit import Actor, as_actor
 from portal.vault.audit import record as record_event
 from portal.vault.keys import active_data_key, open_secrets, seal_secrets
 from portal.vault.models import Credential, CredentialEvent, CredentialStatus
+from portal.vault.opener import CANNOT_DECRYPT, open_credential
 from portal.vault.selectors import access_credential_by_id
 
 logger = logging.getLogger(__name__)
@@ -58,7 +61,7 @@ def _name_problem(
 
 
 def _duplicate_message(application: str, existing: str) -> str:
-    display = applications.display_name(application)
+    display = declarations.display_name(application)
     return (
         f"A {display} credential named {existing!r} already exists; names differ by more "
         "than upper and lower case. Choose another name."
@@ -114,14 +117,14 @@ def check_input(
     """Check fields and secrets against the connector's declaration; ValidationError names
     each problem by field (one message per field). With ``partial``, absent fields keep their
     stored values. Messages never contain the values."""
-    spec = applications.credential_type(application, type)
+    spec = declarations.credential_type(application, type)
     fields = {} if fields is None else fields
     secrets = {} if secrets is None else secrets
     if not isinstance(fields, dict) or not isinstance(secrets, dict):
         raise ValidationError("fields and secrets must be objects mapping field names to text.")
     declared = {f.name: f for f in spec.fields}
     errors: dict[str, list[str]] = {}
-    display = applications.display_name(application)
+    display = declarations.display_name(application)
     for name in dict.fromkeys([*fields, *secrets]):
         if name not in declared:
             errors[str(name)] = [
@@ -203,7 +206,7 @@ def create_credential(
     """
     actor = as_actor(actor)
     actor.require(Perm.CHANGE)
-    applications.credential_type(application, type)  # unknown application or type: 400
+    declarations.credential_type(application, type)  # unknown application or type: 400
     errors: dict[str, list[str]] = {}
     name, name_problem = _name_problem(organization, application, name)
     if name_problem:
@@ -339,7 +342,7 @@ def _replace_secrets(
     try:
         kept = open_secrets(credential, kept_names)
     except crypto.VaultError:
-        raise ValidationError({n: [applications.CANNOT_DECRYPT] for n in kept_names}) from None
+        raise ValidationError({n: [CANNOT_DECRYPT] for n in kept_names}) from None
     credential.secret_values = {}
     seal_secrets(credential, {**kept, **replacements}, data_key)
     del kept
@@ -373,32 +376,40 @@ def check_connection(
     """The Validate button: check typed values (not saved) against the application.
 
     Editing a stored credential (``credential_id``; its application and type apply), secrets
-    not typed anew are taken from it. Nothing is saved or recorded, except a stored secret
-    that cannot be decrypted.
+    not typed anew are taken from it: that use of the stored secret is audited. Nothing is
+    saved.
     """
     actor = as_actor(actor)
     actor.require(Perm.CHANGE)
-    stored_fields: dict = {}
-    stored_secrets: dict = {}
-    if credential_id is not None:
-        credential = access_credential_by_id(organization, credential_id)
-        application, type = credential.application, credential.type
-        stored_fields = dict(credential.fields)
-        # Only the secrets that were not typed anew are decrypted.
-        needed = [n for n in credential.secret_values if n not in (secrets or {})]
-        try:
-            stored_secrets = open_secrets(credential, needed)
-        except crypto.VaultError:
-            record_decrypt_failure(credential, actor=actor)
-            raise ValidationError({n: [applications.CANNOT_DECRYPT] for n in needed}) from None
-    checked = check_input(
-        application=application,
-        type=type,
-        fields={**stored_fields, **(fields or {})},
-        secrets={**stored_secrets, **(secrets or {})},
-    )
-    del stored_secrets
-    return applications.validate(
+    if credential_id is None:
+        return _check_typed(application, type, fields or {}, secrets or {})
+    credential = access_credential_by_id(organization, credential_id)
+    stored_fields = {**credential.fields, **(fields or {})}
+    # Only the secrets that were not typed anew are decrypted.
+    needed = [n for n in credential.secret_values if n not in (secrets or {})]
+    if not needed:
+        return _check_typed(credential.application, credential.type, stored_fields, secrets)
+    try:
+        with open_credential(
+            credential, purpose="Validate while editing", actor=actor, fields=needed
+        ) as opened:
+            stored = {name: opened.credentials.secret(name) or "" for name in needed}
+            outcome = _check_typed(
+                credential.application,
+                credential.type,
+                stored_fields,
+                {**stored, **(secrets or {})},
+            )
+            del stored
+            opened.report(ok=outcome.ok, **({"message": outcome.message} if not outcome.ok else {}))
+            return outcome
+    except CredentialUnavailable:
+        raise ValidationError({n: [CANNOT_DECRYPT] for n in needed}) from None
+
+
+def _check_typed(application: str, type: str, fields: dict, secrets: dict) -> ValidationOutcome:
+    checked = check_input(application=application, type=type, fields=fields, secrets=secrets)
+    return validation.validate(
         application, type=type, fields=checked.fields, secrets=checked.secrets
     )
 
@@ -421,26 +432,18 @@ def revalidate(credential: Credential, *, label: str) -> ValidationOutcome:
 def _validate_and_record(
     credential: Credential, actor: Actor, *, interactive: bool
 ) -> ValidationOutcome:
+    # The VALIDATED entry below is this use's audit record.
     try:
-        secrets = open_secrets(credential)
-    except crypto.VaultError:
-        record_decrypt_failure(credential, actor=actor)
+        with open_credential(
+            credential, purpose="validation", actor=actor, audit_as=None
+        ) as opened:
+            outcome = validation.validate_credentials(
+                credential.application, opened.credentials, interactive=interactive
+            )
+    except CredentialUnavailable:
         outcome = ValidationOutcome(
-            ok=False,
-            message=applications.CANNOT_DECRYPT,
-            account={},
-            status=CredentialStatus.INVALID,
+            ok=False, message=CANNOT_DECRYPT, account={}, status=CredentialStatus.INVALID
         )
-    else:
-        outcome = applications.validate(
-            credential.application,
-            type=credential.type,
-            fields=credential.fields,
-            secrets=secrets,
-            key=f"credential:{credential.pk}",
-            interactive=interactive,
-        )
-        del secrets
     now = timezone.now()
     updates = {"checked_at": now, "status_message": outcome.message}
     if outcome.status is not None:

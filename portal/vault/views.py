@@ -16,8 +16,9 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST
 
+from portal.applications import declarations
 from portal.tenancy.access import tenant_view
-from portal.vault import applications, selectors, services
+from portal.vault import selectors, services
 from portal.vault.forms import CredentialForm
 
 SAVED = "Connection Saved Successfully!"
@@ -71,7 +72,7 @@ def apps(request):
             "actions": list(app.actions.values()),
             "webhook_events": list(app.webhook_events),
         }
-        for app in applications.all_applications()
+        for app in declarations.all_applications()
     ]
     return render(
         request,
@@ -85,8 +86,8 @@ def apps(request):
 
 
 def _credential_form_context(request, *, application, type, form, credential=None):
-    app = applications.get_application(application)
-    spec = applications.credential_type(application, type)
+    app = declarations.get_application(application)
+    spec = declarations.credential_type(application, type)
     return {
         "app": app,
         "ctype": spec,
@@ -103,7 +104,7 @@ def credential_new(request, application: str):
     saves."""
     type = request.GET.get("type") or request.POST.get("type") or "rest"
     try:
-        spec = applications.credential_type(application, type)
+        spec = declarations.credential_type(application, type)
     except ValidationError as error:
         return _not_installed(request, error)
     form = CredentialForm(request.POST or None, credential_type=spec)
@@ -135,7 +136,7 @@ def credential_check(request, application: str):
     """The Validate button of the new-credential form: nothing is saved."""
     type = request.POST.get("type") or "rest"
     try:
-        spec = applications.credential_type(application, type)
+        spec = declarations.credential_type(application, type)
     except ValidationError as error:
         return _not_installed(request, error)
     form = CredentialForm(request.POST, credential_type=spec)
@@ -168,7 +169,7 @@ def _outcome(request, run) -> HttpResponse:
 def credential_detail(request, credential_id: int):
     """A credential: status, account, edit (secrets replaceable, never shown), history."""
     credential = selectors.access_credential_by_id(request.organization, credential_id)
-    spec = applications.credential_type(credential.application, credential.type)
+    spec = declarations.credential_type(credential.application, credential.type)
     initial = {"name": credential.name, **credential.fields}
     form = CredentialForm(
         request.POST or None,
@@ -215,7 +216,7 @@ def credential_detail(request, credential_id: int):
 def credential_detail_check(request, credential_id: int):
     """The Validate button of the edit form: typed values, stored secrets where left empty."""
     credential = selectors.access_credential_by_id(request.organization, credential_id)
-    spec = applications.credential_type(credential.application, credential.type)
+    spec = declarations.credential_type(credential.application, credential.type)
     form = CredentialForm(request.POST, credential_type=spec, editing=True)
     form.is_valid()
     fields, secrets = form.values()

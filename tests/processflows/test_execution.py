@@ -13,10 +13,10 @@ from django.db import connection
 from django.utils import timezone
 
 from connectors.calendly.sandbox import seed
+from portal.applications import runtime as portal_runtime
+from portal.applications.ratebudget import SharedRateBudget
 from portal.processflows import execution, runs, services
 from portal.processflows.models import Run, RunStatus, StepRun
-from portal.vault import applications
-from portal.vault.ratebudget import SharedRateBudget
 from tests.factories import make_credential, make_event, make_processflow, make_run, owner_of
 from tests.processflows.reliability.support import (
     Hook,
@@ -399,7 +399,7 @@ def test_workers_together_stay_within_a_credentials_rate_budget(
     # A small budget that refuses instead of waiting for the next minute (the real one
     # waits), shared between the two threads only through the cache, as between workers.
     monkeypatch.setattr(
-        applications, "_budget", lambda name, per_minute: SharedRateBudget(budget, max_wait=0)
+        portal_runtime, "_budget", lambda name, per_minute: SharedRateBudget(budget, max_wait=0)
     )
     with scripted_destination(201) as destination:
         hook = booking(acme, destination.url)

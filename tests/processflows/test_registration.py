@@ -10,12 +10,13 @@ import pytest
 from django.utils import timezone
 
 from connectors.calendly.sandbox import seed
+from portal.applications import deliveries
 from portal.processflows import registration, services, tasks
 from portal.processflows.models import Deployment, RegistrationState
 from portal.processflows.registration import RegistrationUnavailable, processflow_url
 from portal.processflows.signing import signing_key
 from portal.tenancy.models import Membership
-from portal.vault import applications
+from portal.vault import calls
 from tests.factories import make_credential, make_processflow, webhook_definition
 
 
@@ -63,7 +64,7 @@ def organization_uri(sandbox) -> str:
 
 
 def verifies(delivery, key) -> bool:
-    return applications.verify_delivery(
+    return deliveries.verify_delivery(
         "calendly", headers=delivery.headers, raw_body=delivery.body, signing_key=key, tolerance=60
     ).ok
 
@@ -136,7 +137,7 @@ def test_undeploying_deletes_the_subscription_at_the_application(
 def test_an_existing_subscription_for_the_url_is_replaced(
     sandbox, acme, owner_membership, flow, credential
 ):
-    made_by_hand = applications.subscribe(
+    made_by_hand = calls.subscribe(
         credential,
         url=processflow_url(flow),
         events=["invitee.canceled"],
@@ -276,7 +277,7 @@ def test_the_reconciler_recreates_a_subscription_deleted_at_the_application(
     sandbox, acme, owner_membership, flow, credential
 ):
     deployment = deployed(acme, owner_membership, flow)
-    assert applications.unsubscribe(credential, deployment.subscription_uri).ok
+    assert calls.unsubscribe(credential, deployment.subscription_uri).ok
     assert sandbox.subscriptions == []
 
     assert tasks.reconcile_subscriptions() == {"repaired": 1}
@@ -314,8 +315,8 @@ def test_the_reconciler_repairs_a_subscription_with_the_wrong_events(
 ):
     deployment = deployed(acme, owner_membership, flow)
     # Someone re-created the subscription by hand with other events.
-    applications.unsubscribe(credential, deployment.subscription_uri)
-    other = applications.subscribe(
+    calls.unsubscribe(credential, deployment.subscription_uri)
+    other = calls.subscribe(
         credential,
         url=processflow_url(flow),
         events=["invitee.canceled"],
@@ -547,7 +548,7 @@ def test_the_reconciler_reports_a_lost_manual_subscription_instead_of_subscribin
     url = processflow_url(manual_flow)
     run_once(deploy(acme, owner_membership, subscribing_flow(acme, credential, url)))
     target.refresh_from_db()
-    applications.unsubscribe(credential, target.subscription_uri)
+    calls.unsubscribe(credential, target.subscription_uri)
 
     assert tasks.reconcile_subscriptions() == {"reported": 1}
     assert sandbox.subscriptions == []

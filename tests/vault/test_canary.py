@@ -19,7 +19,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from connectors.calendly.sandbox import seed
-from portal.vault import applications
+from portal.vault import calls
 from portal.vault.models import Credential
 from portal.vault.tasks import revalidate_credential, revalidate_credentials
 from tests.processes import child_database_url as database_url
@@ -167,8 +167,8 @@ def republish_and_revalidate(witness: Witness) -> None:
 def use(credential_id: int) -> None:
     """Run an action and one that needs a resource function, as a processflow step would."""
     credential = Credential.objects.select_related("data_key").get(pk=credential_id)
-    assert applications.run_action(credential, "users/me", purpose="canary").ok
-    result = applications.run_action(
+    assert calls.run_action(credential, "users/me", purpose="canary").ok
+    result = calls.run_action(
         credential, "scheduled_events", filters=[("user", "~{GetUserUrl}~")], limit=5
     )
     assert result.ok, result.message

@@ -11,9 +11,10 @@ import pytest
 from django.core.exceptions import PermissionDenied, ValidationError
 
 from connectors.calendly.sandbox import seed
-from portal.vault import applications, services
+from portal.vault import calls, services
 from portal.vault.keys import data_key_cache, open_secrets
 from portal.vault.models import Credential, CredentialEvent, CredentialStatus
+from portal.vault.opener import CANNOT_DECRYPT
 from tests.factories import make_credential
 from tests.vault.conftest import TOKEN_FIELD, stored_row
 
@@ -414,7 +415,7 @@ def test_the_audit_log_records_each_step_with_actor_and_time_and_never_the_secre
         credential_id=credential.pk,
         secrets={TOKEN_FIELD: seed.ADMIN_TOKEN},
     )
-    applications.run_action(
+    calls.run_action(
         Credential.objects.select_related("data_key").get(pk=credential.pk), "users/me"
     )
     services.delete_credential(acme, actor=as_member(admin), credential_id=credential.pk)
@@ -469,7 +470,7 @@ def test_other_credentials_keep_working_beside_a_corrupted_one(acme, owner, as_m
 
     assert outcome.ok, outcome.message
     assert Credential.objects.get(pk=healthy.pk).status == CredentialStatus.VALID
-    assert applications.run_action(
+    assert calls.run_action(
         Credential.objects.select_related("data_key").get(pk=healthy.pk), "users/me"
     ).ok
 
@@ -480,11 +481,11 @@ def test_running_an_action_with_a_corrupted_credential_fails_with_the_decrypt_me
     credential = create(acme, as_member(owner))
     corrupt(credential)
 
-    outcome = applications.run_action(
+    outcome = calls.run_action(
         Credential.objects.select_related("data_key").get(pk=credential.pk), "users/me"
     )
 
-    assert (outcome.ok, outcome.message) == (False, applications.CANNOT_DECRYPT)
+    assert (outcome.ok, outcome.message) == (False, CANNOT_DECRYPT)
     assert calendly.exchanges == []
 
 
@@ -497,7 +498,7 @@ def test_checking_a_corrupted_credential_without_a_new_token_says_it_cannot_be_d
     with pytest.raises(ValidationError) as error:
         services.check_connection(acme, actor=as_member(owner), credential_id=credential.pk)
 
-    assert problems(error) == {TOKEN_FIELD: [applications.CANNOT_DECRYPT]}
+    assert problems(error) == {TOKEN_FIELD: [CANNOT_DECRYPT]}
 
 
 def test_checking_a_corrupted_credential_with_a_new_token_uses_only_the_new_one(
