@@ -20,8 +20,6 @@ from tests.conftest import PASSWORD
 from tests.processes import ROOT, Process, child_env
 from tests.processflows.reliability.support import free_port
 
-pytestmark = pytest.mark.services
-
 LIMIT = 5
 BURST = 24
 
@@ -74,6 +72,7 @@ def post_login(url: str, cookie: str, token: str, email: str, password: str) -> 
     return response.status_code
 
 
+@pytest.mark.services
 def test_a_parallel_burst_of_wrong_passwords_gets_no_more_than_the_limit_checked(web, settings):
     # The child hashes with Django's default (slow) hashers: a wide window for a race.
     settings.PASSWORD_HASHERS = global_settings.PASSWORD_HASHERS
