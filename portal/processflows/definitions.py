@@ -34,7 +34,7 @@ from collections.abc import Mapping
 from celery.schedules import crontab
 from django.core.exceptions import ValidationError
 
-from portal.processflows import templating
+from portal.processflows import registration, templating
 from portal.tenancy.models import Organization
 from portal.vault import applications
 from portal.vault.models import Credential
@@ -165,6 +165,10 @@ def _action(organization, where: str, spec, earlier: dict[str, set[str] | None])
     rows = _filters(f"{where}.filters", spec.get("filters"))
     for key, value in rows:
         _references(f"{where}.filters.{key}", value, earlier)
+    refusal = registration.typed_key_refusal(application, action, rows)
+    if refusal is not None:
+        key, message = refusal
+        raise _problem(f"{where}.filters.{key}", message)
     problems = applications.check_filters(application, action, rows)
     if problems:
         raise _problem(f"{where}.filters", " ".join(problems))

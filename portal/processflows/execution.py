@@ -277,7 +277,10 @@ def run_step(
     if target is not None:
         # The seed's manual way: this step subscribes another flow's Processflow URL, whose
         # deliveries are verified with that flow's signing key, so the application gets it.
-        filters = registration.with_signing_key(credential.application, target, filters)
+        try:
+            filters = registration.with_signing_key(credential.application, target, filters)
+        except registration.TypedSigningKey as error:
+            raise StepFailed(str(error), retryable=False) from None
         if secrets is not None and (key := signing_key(target)):
             secrets.add(key)
 

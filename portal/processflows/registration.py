@@ -302,17 +302,49 @@ class CallbackNotDeployed(Exception):
     """A step subscribes a Processflow URL that no deployed flow of its organization owns."""
 
 
+class TypedSigningKey(Exception):
+    """A step that subscribes a Processflow URL types its own signing key."""
+
+
+def typed_key_refusal(
+    application: str, action: str, rows: list[list[str]]
+) -> tuple[str, str] | None:
+    """``(key, message)`` when action-filter rows type a value for a key the portal fills
+    in itself (the subscription's signing key), else None.
+
+    Refused rather than adopted: the portal already gives the application a random key of
+    its own for the subscribed processflow, kept encrypted and never shown. A typed key
+    would sit in plain text in the definition (shown on its page, in the API, in run
+    records) and could be weak; before this refusal it was sent to the application but
+    never stored, so every delivery failed verification.
+    """
+    filled = applications.portal_filled_keys(application, action)
+    typed = next((key for key, _ in rows if key in filled), None)
+    if typed is None:
+        return None
+    name = applications.display_name(application)
+    return typed, (
+        f"Remove the {typed} row: a signing key typed here would be stored and shown in "
+        f"plain text. When this step subscribes a Processflow URL, the portal gives {name} "
+        "that processflow's own signing key (generated, kept encrypted, never shown), so its "
+        "deliveries verify."
+    )
+
+
 def with_signing_key(application: str, target: Deployment, rows: list[list[str]]) -> list:
     """``rows`` plus the row that gives the application ``target``'s signing key (created
-    if the deployment has none yet); rows that already name a signing key are kept as is."""
-    name = applications.get_application(application).webhooks.signing_key_key
-    if any(key == name for key, _ in rows):
-        return rows
+    if the deployment has none yet). Rows typing a signing key themselves (only versions
+    saved before such rows were refused can hold one) raise :class:`TypedSigningKey`: the
+    subscription would be signed with a key ``target`` does not know."""
+    webhooks = applications.get_application(application).webhooks
+    refusal = typed_key_refusal(application, webhooks.subscribe_action, rows)
+    if refusal is not None:
+        raise TypedSigningKey(f"{refusal[1]} Edit this processflow, remove it and deploy again.")
     key = signing_key(target)
     if key is None:
         key = new_signing_key(target)
         target.save(update_fields=["signing_data_key", "signing_key_ciphertext"])
-    return [*rows, [name, key]]
+    return [*rows, [webhooks.signing_key_key, key]]
 
 
 def record_manual_subscription(target: Deployment, subscription: dict, *, by: str) -> None:

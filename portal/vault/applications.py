@@ -85,16 +85,31 @@ def resource_functions(application: str) -> list[str]:
     return list(get_application(application).resource_functions)
 
 
+def portal_filled_keys(application: str, action: str) -> frozenset[str]:
+    """Filter keys of ``action`` that the portal fills in itself and users must not type:
+    the signing key of the action that subscribes a webhook (the portal hands over the
+    subscribed processflow's own key, which it keeps encrypted)."""
+    webhooks = get_application(application).webhooks
+    if webhooks is not None and webhooks.subscribe_action == action:
+        return frozenset({webhooks.signing_key_key})
+    return frozenset()
+
+
 def action_keys() -> list[tuple[str, list[tuple[str, bool]]]]:
     """For the editor's help panel: ``("Calendly › List Scheduled Events", [(key,
-    required), ...])`` for every action of every application."""
+    required), ...])`` for every action of every application, without the keys the portal
+    fills in itself."""
     return [
         (
             f"{app.display_name} › {action.label}",
-            [(param.key, param.required and param.default is None) for param in action.params],
+            [
+                (param.key, param.required and param.default is None)
+                for param in action.params
+                if param.key not in portal_filled_keys(app.name, name)
+            ],
         )
         for app in all_applications()
-        for action in app.actions.values()
+        for name, action in app.actions.items()
     ]
 
 
