@@ -94,6 +94,36 @@ def application(name: object) -> connectors.Connector:
         raise LookupError(f"Unknown application {name!r}; installed: {installed}.") from None
 
 
+def filled_by_host(app: connectors.Connector, action: str) -> frozenset[str]:
+    """Filter keys of ``action`` that the host fills in itself and users must not type:
+    the signing key of the action that subscribes a webhook (the host hands over the
+    subscribed processflow's own key, which it keeps encrypted)."""
+    webhooks = app.webhooks
+    if webhooks is not None and webhooks.subscribe_action == action:
+        return frozenset({webhooks.signing_key_key})
+    return frozenset()
+
+
+def typed_key_refusal(app: connectors.Connector, action: str, rows) -> tuple[str, str] | None:
+    """``(key, message)`` when filter rows type a value for a key the host fills in.
+
+    Refused rather than adopted: the host already gives the application a random key of
+    its own for the subscribed processflow, kept encrypted and never shown. A typed key
+    would sit in plain text in the definition (shown on its page, in the API, in run
+    records) and could be weak; sent but not kept, every delivery would fail verification.
+    """
+    filled = filled_by_host(app, action)
+    typed = next((key for key, _ in rows if key in filled), None)
+    if typed is None:
+        return None
+    return typed, (
+        f"Remove the {typed} row: a signing key typed here would be stored and shown in "
+        f"plain text. When this step subscribes a Processflow URL, the portal gives "
+        f"{app.display_name} that processflow's own signing key (generated, kept encrypted, "
+        "never shown), so its deliveries verify."
+    )
+
+
 def filter_problems(app: connectors.Connector, action: str, rows) -> list[str]:
     """Problems with action-filter rows that are certain before running."""
     try:
@@ -200,6 +230,9 @@ def _action(catalog, where: str, spec, earlier: dict[str, set[str] | None]) -> d
     rows = _filters(f"{where}.filters", spec.get("filters"))
     for key, value in rows:
         _references(f"{where}.filters.{key}", value, earlier)
+    refusal = typed_key_refusal(app, action, rows)
+    if refusal is not None:
+        raise DefinitionError(f"{where}.filters.{refusal[0]}", refusal[1])
     problems = filter_problems(app, action, rows)
     if problems:
         raise DefinitionError(f"{where}.filters", " ".join(problems))

@@ -64,10 +64,9 @@ class CallbackTarget(Protocol):
 
     url: str
 
-    def signing_key(self, given: str | None = None) -> str:
-        """The key the application must sign deliveries with. ``given`` is a key the user
-        wrote into the step; the host keeps it as the flow's key or refuses it
-        (:class:`CallbackUnavailable`)."""
+    def signing_key(self) -> str:
+        """The key the application must sign deliveries with (created if the flow has
+        none yet)."""
         ...
 
     def subscribed(self, subscription: Mapping[str, Any]) -> None:

@@ -136,12 +136,15 @@ def _callback_target(app, action: str, filters: list, host: Host) -> CallbackTar
 
 
 def _with_signing_key(app, target: CallbackTarget, rows: list, secrets) -> list:
-    """``rows`` with the row that gives the application ``target``'s signing key."""
-    name = app.webhooks.signing_key_key
-    given = [value for key, value in rows if key == name]
-    try:
-        key = target.signing_key(given[-1] if given else None)
-    except CallbackUnavailable as error:
-        raise StepFailed(str(error), retryable=False) from None
+    """``rows`` plus the row that gives the application ``target``'s signing key.
+
+    A row typing a key itself (only versions saved before such rows were refused can hold
+    one) fails the step: the subscription would be signed with a key ``target`` does not
+    know, so none of its deliveries could be verified."""
+    refusal = definition.typed_key_refusal(app, app.webhooks.subscribe_action, rows)
+    if refusal is not None:
+        message = f"{refusal[1]} Edit this processflow, remove it and deploy again."
+        raise StepFailed(message, retryable=False)
+    key = target.signing_key()
     secrets.add(key)
-    return [*[row for row in rows if row[0] != name], [name, key]]
+    return [*rows, [app.webhooks.signing_key_key, key]]

@@ -160,6 +160,8 @@ MIDDLEWARE = [
 ROOT_URLCONF = "portal.urls"
 WSGI_APPLICATION = "portal.wsgi.application"
 AUTH_USER_MODEL = "accounts.User"
+# The only backend: every password check, at any door, goes through the login lockout.
+AUTHENTICATION_BACKENDS = ["portal.accounts.backends.ThrottledModelBackend"]
 LOGIN_URL = "accounts:login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "accounts:login"
@@ -213,7 +215,7 @@ if REDIS_URL:
         }
     }
 else:
-    # A file cache, not local memory: login throttling must count across server processes.
+    # A file cache, not local memory: API throttling must count across server processes.
     CACHES = {
         "default": {
             "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",

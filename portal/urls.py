@@ -4,7 +4,9 @@ from django.contrib import admin
 from django.http import JsonResponse
 from django.shortcuts import render
 from django.urls import include, path
+from django.views.generic import RedirectView
 
+from portal.accounts.views import admin_login
 from portal.api.errors import error_body
 from portal.ops.views import healthz
 from portal.tenancy.views import home
@@ -20,6 +22,9 @@ urlpatterns = [
     path("", include("portal.vault.urls")),
     path("api/", include("portal.api.urls")),
     path("healthz", healthz, name="healthz"),
+    # The admin has no login or password page of its own: the portal's pages and their lockout.
+    path("admin/login/", admin_login),
+    path("admin/password_change/", RedirectView.as_view(pattern_name="accounts:password_change")),
     path("admin/", admin.site.urls),
 ]
 

@@ -55,3 +55,21 @@ class User(AbstractUser):
     @property
     def display_name(self) -> str:
         return self.name or self.email
+
+
+class LoginAttempts(models.Model):
+    """Password checks reserved in the current window for one account or one client.
+
+    Kept in the database, not the cache, so one atomic ``UPDATE`` both counts and decides
+    in every mode (SQLite embedded, PostgreSQL in production); see ``accounts.throttling``.
+    """
+
+    key = models.CharField(max_length=80, unique=True)
+    count = models.PositiveIntegerField(default=0)
+    window_ends_at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        verbose_name_plural = "login attempts"
+
+    def __str__(self) -> str:
+        return f"{self.key}: {self.count} until {self.window_ends_at:%Y-%m-%d %H:%M:%S}"

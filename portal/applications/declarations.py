@@ -57,14 +57,19 @@ def resource_functions(application: str) -> list[str]:
 
 def action_keys() -> list[tuple[str, list[tuple[str, bool]]]]:
     """For the editor's help panel: ``("Calendly › List Scheduled Events", [(key,
-    required), ...])`` for every action of every application."""
+    required), ...])`` for every action of every application, without the keys the portal
+    fills in itself."""
     return [
         (
             f"{app.display_name} › {action.label}",
-            [(param.key, param.required and param.default is None) for param in action.params],
+            [
+                (param.key, param.required and param.default is None)
+                for param in action.params
+                if param.key not in definition.filled_by_host(app, name)
+            ],
         )
         for app in all_applications()
-        for action in app.actions.values()
+        for name, action in app.actions.items()
     ]
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from django.core.exceptions import ValidationError
 from django.http import Http404
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
@@ -23,26 +23,71 @@ from portal.processflows.models import (
 from portal.processflows.registration import processflow_url
 
 
+class DeliveryVerificationSerializer(serializers.Serializer):
+    """Whether a webhook deployment's recent deliveries verify: failing once its last 3
+    deliveries of the last 24 hours were all rejected as unverified."""
+
+    state = serializers.ChoiceField(
+        choices=["ok", "failing_verification"],
+        help_text="failing_verification: at least 3 deliveries in the last 24 hours were "
+        "rejected as unverified (401) and none was accepted after them.",
+    )
+    rejected = serializers.IntegerField(
+        help_text="Deliveries rejected as unverified in the last 24 hours since the last "
+        "accepted one."
+    )
+    last_reason = serializers.CharField(help_text="Why the newest of them was rejected.")
+    first_rejected_at = serializers.DateTimeField(allow_null=True)
+    last_accepted_at = serializers.DateTimeField(
+        allow_null=True, help_text="The last accepted delivery in the last 24 hours."
+    )
+    message = serializers.CharField(help_text="What to show while failing; empty otherwise.")
+
+
 class DeploymentSerializer(serializers.ModelSerializer):
-    """A deployment with its registration state (webhook) or schedule and cursor (polling)."""
+    """A deployment with its registration state and delivery verification (webhook) or
+    schedule and cursor (polling). Give ``context["verification"]`` (from
+    ``selectors.delivery_verification``) when serializing many."""
 
     processflow = serializers.IntegerField(source="processflow_id", read_only=True)
     version = serializers.IntegerField(source="version.number", read_only=True)
     schedule = serializers.SerializerMethodField()
+    delivery_verification = serializers.SerializerMethodField()
 
     class Meta:
         model = Deployment
         fields = [
             "id", "processflow", "version", "agent", "state", "registration_state",
             "registration_message", "registered_url", "subscription_uri", "bad_signature_count",
-            "last_bad_signature_at", "schedule", "cursor", "deployed_at", "undeployed_at",
-            "reconciled_at",
+            "last_bad_signature_at", "delivery_verification", "schedule", "cursor",
+            "deployed_at", "undeployed_at", "reconciled_at",
         ]  # fmt: skip
 
     def get_schedule(self, deployment) -> dict | None:
         if deployment.processflow.trigger_type != "polling":
             return None
         return deployment.version.definition["trigger"]["schedule"]
+
+    @extend_schema_field(DeliveryVerificationSerializer(allow_null=True))
+    def get_delivery_verification(self, deployment) -> dict | None:
+        verifications = self.context.get("verification")
+        if verifications is None:
+            verifications = selectors.delivery_verification(
+                deployment.organization, deployments=[deployment]
+            )
+        verification = verifications.get(deployment.pk)
+        if verification is None:
+            return None  # a polling deployment
+        return DeliveryVerificationSerializer(
+            {
+                "state": "failing_verification" if verification.failing else "ok",
+                "rejected": verification.rejected,
+                "last_reason": verification.last_reason,
+                "first_rejected_at": verification.first_rejected_at,
+                "last_accepted_at": verification.last_accepted_at,
+                "message": verification.message,
+            }
+        ).data
 
 
 class ProcessflowSerializer(serializers.ModelSerializer):
@@ -75,7 +120,7 @@ class ProcessflowSerializer(serializers.ModelSerializer):
             if deployments is not None
             else selectors.active_deployment(flow)
         )
-        return DeploymentSerializer(deployment).data if deployment else None
+        return DeploymentSerializer(deployment, context=self.context).data if deployment else None
 
 
 class ProcessflowUpdateSerializer(serializers.Serializer):
@@ -164,7 +209,11 @@ class ProcessflowViewSet(
     def get_serializer_context(self):
         context = super().get_serializer_context()
         if self.action == "list" and not self.is_schema_generation:
-            context["deployments"] = selectors.active_deployments(self.organization)
+            deployments = selectors.active_deployments(self.organization)
+            context["deployments"] = deployments
+            context["verification"] = selectors.delivery_verification(
+                self.organization, deployments=deployments.values()
+            )
         return context
 
     def create(self, request, org: str):

@@ -287,7 +287,7 @@ class ManualSubscription:
         self.url = processflow_url(deployment.processflow)
         self.by = by
 
-    def signing_key(self, given: str | None = None) -> str:
+    def signing_key(self) -> str:
         """The deployment's signing key (created if it has none yet), which the step hands
         to the application so that intake can verify what it delivers."""
         key = signing_key(self.deployment)

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from django.db.models import Count, QuerySet
+from django.db.models import Count, DateTimeField, Min, OuterRef, QuerySet, Subquery, Value
+from django.db.models.functions import Coalesce
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 
@@ -17,6 +18,7 @@ from portal.processflows.models import (
     Run,
     RunStatus,
     TriggerEvent,
+    TriggerType,
 )
 from portal.tenancy.models import Organization
 
@@ -187,3 +189,105 @@ def runs_last_24h_by_status(organization: Organization) -> dict[str, int]:
         .annotate(n=Count("pk"))
     )
     return {row["status"]: row["n"] for row in rows}
+
+
+# --- Whether a webhook deployment's deliveries verify -------------------------------------------
+
+#: How far back deliveries count for :func:`delivery_verification`.
+VERIFICATION_WINDOW = timedelta(hours=24)
+#: How many unverified deliveries in a row (and none accepted after them) make a deployment
+#: "failing verification". More than one, so a single stray or forged request to a
+#: Processflow URL does not raise the alarm; few enough that one event Calendly retries
+#: (it retries every failed delivery) shows the problem within minutes.
+FAILING_AFTER = 3
+
+
+@dataclass(frozen=True)
+class DeliveryVerification:
+    """How the recent deliveries of one webhook deployment fared.
+
+    ``rejected`` counts the deliveries refused as unverified (401: no, a wrong or a stale
+    signature) within :data:`VERIFICATION_WINDOW` and after the last accepted delivery of that
+    window; ``failing`` is true once there are :data:`FAILING_AFTER` of them.
+    """
+
+    failing: bool
+    rejected: int
+    last_reason: str
+    first_rejected_at: datetime | None
+    last_accepted_at: datetime | None
+
+    @property
+    def message(self) -> str:
+        """What pages and the API show while ``failing`` ("" otherwise)."""
+        if not self.failing:
+            return ""
+        return (
+            f"Failing verification: the last {self.rejected} deliveries were rejected "
+            f"({self.last_reason}), and none was accepted since."
+        )
+
+
+def delivery_verification(
+    organization: Organization, *, deployments: Iterable[Deployment]
+) -> dict[int, DeliveryVerification]:
+    """Whether the recent deliveries of webhook ``deployments`` verify, by deployment id
+    (polling deployments are left out), in one query.
+
+    *Recent*: within the last 24 hours (:data:`VERIFICATION_WINDOW`). A deployment is
+    **failing verification** when, within that window, at least :data:`FAILING_AFTER` (3)
+    deliveries were rejected as unverified (HTTP 401) and none was accepted after the first
+    of them, i.e. its last 3 deliveries of the last 24 hours were all rejected. Rejections
+    for other reasons (too large, not JSON) say nothing about the signing key and are not
+    counted. An accepted delivery ends the streak; so does a quiet day.
+
+    The one place this is decided: the flow pages, the processflow list and the API all ask
+    here.
+    """
+    ids = [deployment.pk for deployment in deployments]
+    if not ids:
+        return {}
+    since = timezone.now() - VERIFICATION_WINDOW
+    accepted = (
+        TriggerEvent.objects.filter(
+            deployment=OuterRef("pk"),
+            source=TriggerEvent.Source.WEBHOOK,
+            received_at__gte=since,
+        )
+        .order_by("-received_at")
+        .values("received_at")[:1]
+    )
+    unverified = RejectedDelivery.objects.filter(
+        deployment=OuterRef("pk"),
+        status_code=401,
+        received_at__gte=since,
+        received_at__gt=Coalesce(
+            OuterRef("last_accepted_at"), Value(since, output_field=DateTimeField())
+        ),
+    )
+    rows = (
+        Deployment.objects.for_tenant(organization)
+        .filter(pk__in=ids, processflow__trigger_type=TriggerType.WEBHOOK)
+        .annotate(last_accepted_at=Subquery(accepted))
+        .annotate(
+            rejected=Subquery(
+                unverified.order_by().values("deployment").annotate(n=Count("pk")).values("n")
+            ),
+            first_rejected_at=Subquery(
+                unverified.order_by().values("deployment").annotate(t=Min("received_at"))
+                .values("t")
+            ),
+            last_reason=Subquery(unverified.order_by("-received_at", "-pk").values("reason")[:1]),
+        )
+        .values("pk", "last_accepted_at", "rejected", "first_rejected_at", "last_reason")
+    )  # fmt: skip
+    return {
+        row["pk"]: DeliveryVerification(
+            failing=(row["rejected"] or 0) >= FAILING_AFTER,
+            rejected=row["rejected"] or 0,
+            last_reason=row["last_reason"] or "",
+            first_rejected_at=row["first_rejected_at"],
+            last_accepted_at=row["last_accepted_at"],
+        )
+        for row in rows
+    }

@@ -70,9 +70,20 @@ def _helpers(request, exclude=None) -> dict:
 def processflow_list(request):
     flows = list(selectors.list_processflows(request.organization))
     deployments = selectors.active_deployments(request.organization)
-    rows = [
-        {"flow": f, "deployment": deployments.get(f.pk), "url": processflow_url(f)} for f in flows
-    ]
+    verification = selectors.delivery_verification(
+        request.organization, deployments=deployments.values()
+    )
+    rows = []
+    for flow in flows:
+        deployment = deployments.get(flow.pk)
+        rows.append(
+            {
+                "flow": flow,
+                "deployment": deployment,
+                "verification": verification.get(deployment.pk) if deployment else None,
+                "url": processflow_url(flow),
+            }
+        )
     return render(request, "processflows/list.html", {"rows": rows})
 
 
@@ -131,6 +142,22 @@ def processflow_edit(request, processflow_id: int):
     )
 
 
+def _deployment_panel(request, flow) -> dict:
+    """What the deployment panel shows: the active deployment and how its deliveries fare."""
+    deployment = selectors.active_deployment(flow)
+    verification = None
+    if deployment is not None:
+        verification = selectors.delivery_verification(
+            request.organization, deployments=[deployment]
+        ).get(deployment.pk)
+    return {
+        "flow": flow,
+        "url": processflow_url(flow),
+        "deployment": deployment,
+        "verification": verification,
+    }
+
+
 @tenant_view
 def processflow_detail(request, processflow_id: int):
     flow = selectors.access_processflow_by_id(request.organization, processflow_id)
@@ -138,9 +165,7 @@ def processflow_detail(request, processflow_id: int):
         request,
         "processflows/detail.html",
         {
-            "flow": flow,
-            "url": processflow_url(flow),
-            "deployment": selectors.active_deployment(flow),
+            **_deployment_panel(request, flow),
             "deployments": flow.deployments.select_related("version")[:10],
             "versions": flow.versions.all()[:10],
             "latest": flow.versions.first(),
@@ -155,15 +180,7 @@ def processflow_detail(request, processflow_id: int):
 def processflow_state(request, processflow_id: int):
     """The deployment panel alone, polled by htmx while registration is pending."""
     flow = selectors.access_processflow_by_id(request.organization, processflow_id)
-    return render(
-        request,
-        "processflows/_deployment.html",
-        {
-            "flow": flow,
-            "url": processflow_url(flow),
-            "deployment": selectors.active_deployment(flow),
-        },
-    )
+    return render(request, "processflows/_deployment.html", _deployment_panel(request, flow))
 
 
 @tenant_view

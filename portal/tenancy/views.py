@@ -9,6 +9,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
+from portal.accounts.backends import BACKEND
 from portal.tenancy import selectors, services
 from portal.tenancy.access import SESSION_KEY, tenant_view
 from portal.tenancy.forms import AcceptInvitationForm, InviteForm, OrganizationForm, RoleForm
@@ -168,7 +169,7 @@ def accept_invitation(request, token: str):
             errors = error_messages(error)
         else:
             if not signed_in:
-                login(request, membership.user, backend="django.contrib.auth.backends.ModelBackend")
+                login(request, membership.user, backend=BACKEND)
             messages.success(request, f"Welcome to {membership.organization}.")
             return redirect("dashboard:index", org=membership.organization.slug)
     return render(

@@ -1,9 +1,13 @@
 """Login, logout, password change, and throttling per account and per client that a forged
 X-Forwarded-For does not bypass."""
 
+from datetime import timedelta
+
 import pytest
 from django.urls import reverse
+from django.utils import timezone
 
+from portal.accounts.models import LoginAttempts
 from tests.conftest import PASSWORD
 
 LOGIN = "/accounts/login/"
@@ -56,6 +60,17 @@ def test_an_account_is_locked_after_five_failures_even_for_the_right_password(
     assert response.status_code == 429
     assert b"Too many failed login attempts" in response.content
     assert int(response["Retry-After"]) > 0
+
+
+def test_a_locked_account_may_log_in_again_once_the_lockout_window_has_ended(
+    client, acme, cast, settings
+):
+    email = cast["member"].email
+    for n in range(settings.PORTAL_LOGIN_MAX_FAILURES_PER_ACCOUNT):
+        attempt(client, email, REMOTE_ADDR=f"10.0.0.{n}")
+    assert attempt(client, email, PASSWORD, REMOTE_ADDR="10.0.0.99").status_code == 429
+    LoginAttempts.objects.update(window_ends_at=timezone.now() - timedelta(seconds=1))
+    assert attempt(client, email, PASSWORD, REMOTE_ADDR="10.0.0.99").status_code == 302
 
 
 def test_other_accounts_are_not_locked_by_one_accounts_failures(client, acme, cast, settings):

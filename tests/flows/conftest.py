@@ -39,9 +39,7 @@ class Target:
     key: str = "target-signing-key-0123456789"
     subscriptions: list[dict] = field(default_factory=list)
 
-    def signing_key(self, given: str | None = None) -> str:
-        if given:
-            self.key = given
+    def signing_key(self) -> str:
         return self.key
 
     def subscribed(self, subscription) -> None:
