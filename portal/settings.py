@@ -341,6 +341,8 @@ PORTAL_WEBHOOK_MAX_BYTES = env_int("PORTAL_WEBHOOK_MAX_BYTES", 256 * 1024)
 PORTAL_WEBHOOK_TOLERANCE_SECONDS = env_int("PORTAL_WEBHOOK_TOLERANCE_SECONDS", 180)
 # After a redeploy, deliveries signed for the previous subscription are accepted this long.
 PORTAL_WEBHOOK_KEY_GRACE_SECONDS = env_int("PORTAL_WEBHOOK_KEY_GRACE_SECONDS", 86400)
+# Refused deliveries stored per deployment per minute; the rest are only counted.
+PORTAL_REJECTED_DELIVERIES_PER_MINUTE = max(0, env_int("PORTAL_REJECTED_DELIVERIES_PER_MINUTE", 20))
 # An outbox entry or queued run not done within this bound is published again.
 PORTAL_OUTBOX_REDELIVERY_SECONDS = env_int("PORTAL_OUTBOX_REDELIVERY_SECONDS", 60)
 # A worker holds a run for this long, renewed before each step; a killed worker's run is
