@@ -395,8 +395,11 @@ SECURE_CSP = {
 }
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
-if not DEBUG:
+if PORTAL_TRUSTED_PROXY_COUNT > 0:
+    # Only a proxy of ours may say the client spoke HTTPS; a client that reaches the server
+    # directly could otherwise claim it and get secure treatment over plain HTTP.
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+if not DEBUG:
     SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", True)
     # /healthz is probed over plain HTTP by orchestrators inside the network.
     SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
