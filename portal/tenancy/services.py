@@ -207,8 +207,10 @@ def change_role(
 def remove_member(organization: Organization, *, actor: Membership, membership_id: int) -> None:
     """Remove a member. Anyone may leave; admins remove non-owners; owners remove anyone.
 
-    The last owner cannot be removed.
+    The last owner cannot be removed. The member's API tokens for this organization are
+    revoked for good (inviting the person again does not bring them back).
     """
+    from portal.api import services as token_services
     from portal.tenancy.selectors import access_membership_by_id
 
     _lock_memberships(organization)
@@ -221,6 +223,15 @@ def remove_member(organization: Organization, *, actor: Membership, membership_i
         raise ValidationError(
             "This is the organization's last owner; make someone else owner first."
         )
+    token_services.revoke_member_tokens(
+        organization,
+        user=target.user,
+        reason=(
+            token_services.LEFT_ORGANIZATION
+            if target.pk == actor.pk
+            else token_services.REMOVED_FROM_ORGANIZATION
+        ),
+    )
     target.delete()
 
 

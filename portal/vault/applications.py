@@ -21,6 +21,7 @@ from typing import Any
 from django.conf import settings
 from django.core.cache import cache as django_cache
 from django.core.exceptions import ValidationError
+from django.utils.crypto import salted_hmac
 
 import connectors
 from connectors import errors as connector_errors
@@ -141,6 +142,13 @@ def _budget(name: str, per_minute: int) -> SharedRateBudget:
     return SharedRateBudget(per_minute)
 
 
+def fingerprint_key() -> bytes:
+    """The key of credential fingerprints in cache keys, the same in every web process and
+    worker (they share the cache), derived from SECRET_KEY: someone who can list Redis's keys
+    cannot confirm a guessed token by hashing it."""
+    return salted_hmac("portal.vault.applications.fingerprint_key", "v1").digest()
+
+
 def runtime(app: connectors.Connector, *, interactive: bool = False) -> connectors.Runtime:
     """The connectors Runtime for ``app``, configured from the settings.
 
@@ -164,6 +172,7 @@ def runtime(app: connectors.Connector, *, interactive: bool = False) -> connecto
         connect_timeout=settings.PORTAL_CONNECTOR_CONNECT_TIMEOUT,
         read_timeout=read_timeout,
         max_retries=1 if interactive else connectors.Runtime.max_retries,
+        fingerprint_key=fingerprint_key(),
     )
 
 
@@ -218,13 +227,13 @@ def validate(
     button; the periodic re-validation passes False.
 
     ``key`` names a stored credential for rate budgets and caches; values being validated
-    before they are saved are keyed by a digest of themselves, so one tenant's trial tokens
-    never share a budget with another's.
+    before they are saved are keyed by a keyed digest of themselves, so one tenant's trial
+    tokens never share a budget with another's.
     """
     app = get_application(application)
     creds = credentials(type=type, fields=fields, secrets=secrets, key="unsaved")
     if key is None:
-        key = f"unsaved:{creds.fingerprint()}"
+        key = f"unsaved:{creds.fingerprint(fingerprint_key())}"
     creds = credentials(type=type, fields=fields, secrets=secrets, key=key)
     try:
         account = app.validate(creds, runtime=runtime(app, interactive=interactive))

@@ -48,7 +48,7 @@ class SharedRateBudget:
         while True:
             now = time.time()
             bucket, window_end = self._window_key(key, now)
-            with _atomic():
+            with atomic_counting():
                 cache.add(bucket, 0, timeout=int(self.window * 2))
                 try:
                     used = cache.incr(bucket)
@@ -62,9 +62,10 @@ class SharedRateBudget:
 
 
 @contextlib.contextmanager
-def _atomic():
-    """Redis increments atomically; the embedded file cache's read-modify-write does not,
-    so there a file lock makes the processes of one machine count one at a time."""
+def atomic_counting():
+    """Around ``cache.add`` + ``cache.incr`` of a shared counter. Redis increments
+    atomically; the embedded file cache's read-modify-write does not, so there a file lock
+    makes the processes of one machine count one at a time."""
     if isinstance(cache, RedisCache) or isinstance(getattr(cache, "_cache", None), RedisCache):
         yield
         return
