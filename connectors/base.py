@@ -367,7 +367,8 @@ class Connector:
         if spec is None:
             raise filtering.unknown_function(function, key, self.resource_functions)
         cache_key = (
-            f"connectors:{self.name}:{credentials.key}:{credentials.fingerprint()}:{function}"
+            f"connectors:{self.name}:{credentials.key}:"
+            f"{credentials.fingerprint(runtime.fingerprint_key)}:{function}"
         )
         cached = runtime.cache.get(cache_key)
         if cached is not None:

@@ -7,16 +7,24 @@ then connects to (``GuardedAdapter``), so a host name that resolves to a public 
 the user saves it and to a private one later (DNS rebinding) is still refused. An allow-list
 (host names, addresses or CIDR networks) lets tests and on-premises deployments reach local
 destinations on purpose; cloud-metadata addresses need to be listed exactly.
+
+Every refusal reads the same to the user (``REFUSED``), whether the host is loopback, private,
+link-local, cloud metadata or a name that does not resolve: a detailed answer ("localhost
+(127.0.0.1) is a loopback address", "does not resolve") would let anyone map the internal
+network and its DNS through the portal. The detail goes to the ``connectors.netguard`` log
+at WARNING, for operators.
 """
 
 from __future__ import annotations
 
 import functools
 import ipaddress
+import logging
 import socket
 import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import NoReturn
 from urllib.parse import urlsplit
 
 from requests.adapters import HTTPAdapter
@@ -27,6 +35,13 @@ from urllib3.util.connection import _set_socket_options, allowed_gai_family
 from urllib3.util.timeout import _DEFAULT_TIMEOUT
 
 from .errors import UnsafeDestination
+
+logger = logging.getLogger("connectors.netguard")
+
+REFUSED = (
+    "The destination is not allowed: its host must be a public internet address, or a name "
+    "that resolves to one. An administrator can allow specific private hosts."
+)
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -124,15 +139,14 @@ class NetworkPolicy:
             raise UnsafeDestination(f"{label} {_shown(url)} has an invalid port.") from None
         literal = _ip_literal(parts.hostname)
         if literal is not None:
-            self.check_address(parts.hostname, literal, label=label)
+            self.check_address(parts.hostname, literal)
 
     def host_allowed(self, host: str) -> bool:
         return host.lower().rstrip(".") in self.hosts
 
-    def check_address(
-        self, host: str, address: IPAddress, *, label: str = "The destination"
-    ) -> None:
-        """Raise ``UnsafeDestination`` unless ``host`` may be reached at ``address``."""
+    def check_address(self, host: str, address: IPAddress) -> None:
+        """Raise ``UnsafeDestination`` (``REFUSED``) unless ``host`` may be reached at
+        ``address``; the log says why."""
         if self.host_allowed(host):
             return
         reason = classify(address)
@@ -144,11 +158,13 @@ class NetworkPolicy:
             allowed = any(address in network for network in self.networks)
         if allowed:
             return
-        shown = host if host == str(address) else f"{host} ({address})"
-        raise UnsafeDestination(
-            f"{label} {shown} is refused: it is {reason}. Only public addresses can be reached "
-            "unless an administrator allows this host (allowed private hosts)."
-        )
+        refuse(f"{host!r} ({address}) is {reason}")
+
+
+def refuse(detail: str) -> NoReturn:
+    """Raise the one refusal users see; ``detail`` (why, never a secret) goes to the log."""
+    logger.warning("Outbound request refused by the network policy: %s", detail)
+    raise UnsafeDestination(REFUSED)
 
 
 def _ip_literal(host: str) -> IPAddress | None:
@@ -176,7 +192,10 @@ class _GuardedConnectionMixin:
         try:
             infos = socket.getaddrinfo(host, self.port, allowed_gai_family(), socket.SOCK_STREAM)
         except socket.gaierror as error:
-            raise NameResolutionError(self.host, self, error) from error
+            if self.policy.host_allowed(self.host):
+                raise NameResolutionError(self.host, self, error) from error
+            # "Does not resolve" beside "is private" would tell which internal names exist.
+            refuse(f"{self.host!r} does not resolve ({error})")
         # Any unsafe address refuses the host: a name that resolves partly inside the network
         # is either an attack or a misconfiguration, and round-robin would reach it sooner or later.
         for *_, sockaddr in infos:

@@ -6,6 +6,7 @@ Nothing here is specific to one connector except ``base_urls``, keyed by connect
 
 from __future__ import annotations
 
+import secrets
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -17,6 +18,8 @@ from .netguard import NetworkPolicy
 from .ratelimit import RateLimiter
 
 DEFAULT_USER_AGENT = "ConnectPortal-Connectors/1.0 (+https://github.com/connect-portal)"
+# This process's own: its in-memory cache is the only one it keys by default.
+_PROCESS_FINGERPRINT_KEY = secrets.token_bytes(32)
 
 
 @dataclass(frozen=True, eq=False)
@@ -47,6 +50,9 @@ class Runtime:
                             could replace a connector's Authorization header. Never applied to
                             destinations under the network policy.
     ``sleep``               how backoff waits (tests record the waits instead of sleeping).
+    ``fingerprint_key``     the secret that keys credential fingerprints in cache keys
+                            (``Credentials.fingerprint``); random per process unless given.
+                            Processes that share a cache share it too.
     """
 
     base_urls: Mapping[str, str] = field(default_factory=dict)
@@ -66,6 +72,7 @@ class Runtime:
     reuse_connections: bool = True
     trust_env: bool = False
     sleep: Callable[[float], None] = time.sleep
+    fingerprint_key: bytes = field(default=_PROCESS_FINGERPRINT_KEY, repr=False)
     network_policy: NetworkPolicy = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -78,6 +85,8 @@ class Runtime:
                 raise ValueError(f"{name} must be positive")
         if self.max_retries < 0 or self.max_pages < 1:
             raise ValueError("max_retries must be >= 0 and max_pages >= 1")
+        if not 16 <= len(self.fingerprint_key) <= 64:
+            raise ValueError("fingerprint_key must have 16 to 64 bytes")
 
     def replace(self, **changes: Any) -> Runtime:
         """A copy with ``changes`` applied (the original is immutable)."""

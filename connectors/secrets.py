@@ -107,10 +107,17 @@ class Credentials:
         value = self.secrets.get(name)
         return value.reveal() or None if value is not None else None
 
-    def fingerprint(self) -> str:
+    def fingerprint(self, key: bytes) -> str:
         """A short digest of everything in the credential, so caches keyed on it never serve
-        one token's lookups to another token stored under the same ``key``."""
-        digest = hashlib.blake2b(digest_size=8, person=b"connectors-cred")
+        one token's lookups to another token stored under the same ``key``.
+
+        Keyed with ``key`` (16 to 64 secret bytes, e.g. ``Runtime.fingerprint_key``): a
+        plain hash in a cache key would let anyone who can list the cache confirm a guessed
+        token offline.
+        """
+        if not 16 <= len(key) <= 64:
+            raise ValueError("a fingerprint key has 16 to 64 bytes")
+        digest = hashlib.blake2b(digest_size=8, key=key, person=b"connectors-cred")
         digest.update(self.type.encode())
         for name in sorted(self.fields):
             digest.update(f"\0f{name}\0{self.fields[name]}".encode())

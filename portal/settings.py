@@ -343,6 +343,8 @@ PORTAL_WEBHOOK_MAX_BYTES = env_int("PORTAL_WEBHOOK_MAX_BYTES", 256 * 1024)
 PORTAL_WEBHOOK_TOLERANCE_SECONDS = env_int("PORTAL_WEBHOOK_TOLERANCE_SECONDS", 180)
 # After a redeploy, deliveries signed for the previous subscription are accepted this long.
 PORTAL_WEBHOOK_KEY_GRACE_SECONDS = env_int("PORTAL_WEBHOOK_KEY_GRACE_SECONDS", 86400)
+# Refused deliveries stored per deployment per minute; the rest are only counted.
+PORTAL_REJECTED_DELIVERIES_PER_MINUTE = max(0, env_int("PORTAL_REJECTED_DELIVERIES_PER_MINUTE", 20))
 # An outbox entry or queued run not done within this bound is published again.
 PORTAL_OUTBOX_REDELIVERY_SECONDS = env_int("PORTAL_OUTBOX_REDELIVERY_SECONDS", 60)
 # A worker holds a run for this long, renewed before each step; a killed worker's run is
@@ -395,8 +397,11 @@ SECURE_CSP = {
 }
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
-if not DEBUG:
+if PORTAL_TRUSTED_PROXY_COUNT > 0:
+    # Only a proxy of ours may say the client spoke HTTPS; a client that reaches the server
+    # directly could otherwise claim it and get secure treatment over plain HTTP.
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+if not DEBUG:
     SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", True)
     # /healthz is probed over plain HTTP by orchestrators inside the network.
     SECURE_REDIRECT_EXEMPT = [r"^healthz$"]

@@ -43,10 +43,24 @@ class MeView(APIView):
 
 class ApiTokenSerializer(serializers.ModelSerializer):
     state = serializers.CharField(read_only=True, help_text="active, expired or revoked")
+    revoked_reason = serializers.CharField(
+        read_only=True,
+        help_text="Why a token was revoked other than by you, e.g. 'removed from the "
+        "organization'; empty otherwise.",
+    )
 
     class Meta:
         model = ApiToken
-        fields = ["id", "name", "prefix", "state", "created_at", "expires_at", "last_used_at"]
+        fields = [
+            "id",
+            "name",
+            "prefix",
+            "state",
+            "revoked_reason",
+            "created_at",
+            "expires_at",
+            "last_used_at",
+        ]
         read_only_fields = fields
 
 

@@ -7,4 +7,7 @@ class ApiConfig(AppConfig):
     verbose_name = "API"
 
     def ready(self) -> None:
-        from portal.api import schema  # noqa: F401  (registers the OpenAPI auth extension)
+        from portal.api import (
+            schema,  # noqa: F401  (registers the OpenAPI auth extension)
+            signals,  # noqa: F401  (ending a membership revokes its tokens)
+        )

@@ -13,7 +13,8 @@ class ApiToken(TenantOwnedModel):
     """A personal token that acts as its user, in the one organization it was created in.
 
     The token is shown once at creation; only its SHA-256 hash and a short prefix (to tell
-    tokens apart in lists) are stored.
+    tokens apart in lists) are stored. A revoked token stays revoked: ending its user's
+    membership or deactivating the user revokes it, and ``revoked_reason`` says why.
     """
 
     user = models.ForeignKey(
@@ -26,6 +27,7 @@ class ApiToken(TenantOwnedModel):
     expires_at = models.DateTimeField()
     last_used_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
+    revoked_reason = models.CharField(max_length=100, blank=True)
 
     class Meta:
         ordering = ["-created_at"]

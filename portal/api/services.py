@@ -18,6 +18,10 @@ from portal.tenancy.services import hash_token
 
 TOKEN_PREFIX = "cpt_"  # noqa: S105 - a marker that lets secret scanners spot leaked tokens
 
+# Why a token was revoked other than by its holder (shown beside it and in the 401).
+MEMBERSHIP_ENDED = "membership ended"
+USER_DEACTIVATED = "user deactivated"
+
 
 @dataclass(frozen=True)
 class IssuedToken:
@@ -75,3 +79,20 @@ def revoke_token(organization: Organization, *, user, token_id: int) -> ApiToken
         token.revoked_at = timezone.now()
         token.save(update_fields=["revoked_at"])
     return token
+
+
+def revoke_member_tokens(organization: Organization | int, *, user, reason: str) -> int:
+    """Revoke every token ``user`` holds in ``organization``, for good: a membership that
+    ends takes its tokens with it, and a later membership starts without them."""
+    return (
+        ApiToken.objects.for_tenant(organization)
+        .filter(user=user, revoked_at__isnull=True)
+        .update(revoked_at=timezone.now(), revoked_reason=reason)
+    )
+
+
+def revoke_user_tokens(*, user, reason: str) -> int:
+    """Revoke every token ``user`` holds in any organization (the user was deactivated)."""
+    return ApiToken.objects.filter(user=user, revoked_at__isnull=True).update(
+        revoked_at=timezone.now(), revoked_reason=reason
+    )

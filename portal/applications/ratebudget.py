@@ -10,13 +10,11 @@ run is retried later instead of holding a worker.
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import time
 
 from django.conf import settings
-from django.core.cache import cache
-from django.core.cache.backends.redis import RedisCache
+
+from portal import counters
 
 
 class BudgetExhausted(Exception):
@@ -48,30 +46,9 @@ class SharedRateBudget:
         while True:
             now = time.time()
             bucket, window_end = self._window_key(key, now)
-            with _atomic():
-                cache.add(bucket, 0, timeout=int(self.window * 2))
-                try:
-                    used = cache.incr(bucket)
-                except ValueError:  # expired between add and incr
-                    continue
+            used = counters.increment(bucket, timeout=int(self.window * 2))
             if used <= self.per_minute:
                 return
             if window_end > deadline:
                 raise BudgetExhausted(key, window_end - now)
             time.sleep(max(0.0, window_end - now) + 0.01)
-
-
-@contextlib.contextmanager
-def _atomic():
-    """Redis increments atomically; the embedded file cache's read-modify-write does not,
-    so there a file lock makes the processes of one machine count one at a time."""
-    if isinstance(cache, RedisCache) or isinstance(getattr(cache, "_cache", None), RedisCache):
-        yield
-        return
-    lock_path = settings.VAR_DIR / "rate-budget.lock"
-    with open(lock_path, "a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)

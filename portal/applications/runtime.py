@@ -8,6 +8,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.cache import cache as django_cache
+from django.utils.crypto import salted_hmac
 
 import connectors
 from portal.applications.ratebudget import SharedRateBudget
@@ -27,6 +28,13 @@ class _SharedCache:
 @functools.cache
 def _budget(name: str, per_minute: int) -> SharedRateBudget:
     return SharedRateBudget(per_minute)
+
+
+def fingerprint_key() -> bytes:
+    """The key of credential fingerprints in cache keys, the same in every web process and
+    worker (they share the cache), derived from SECRET_KEY: someone who can list Redis's keys
+    cannot confirm a guessed token by hashing it."""
+    return salted_hmac("portal.vault.applications.fingerprint_key", "v1").digest()
 
 
 def runtime(app: connectors.Connector, *, interactive: bool = False) -> connectors.Runtime:
@@ -52,4 +60,5 @@ def runtime(app: connectors.Connector, *, interactive: bool = False) -> connecto
         connect_timeout=settings.PORTAL_CONNECTOR_CONNECT_TIMEOUT,
         read_timeout=read_timeout,
         max_retries=1 if interactive else connectors.Runtime.max_retries,
+        fingerprint_key=fingerprint_key(),
     )

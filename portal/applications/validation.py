@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import connectors
 from connectors import errors as connector_errors
 from portal.applications.declarations import get_application
-from portal.applications.runtime import runtime
+from portal.applications.runtime import fingerprint_key, runtime
 
 
 @dataclass(frozen=True)
@@ -39,14 +39,14 @@ def validate(
     button; the periodic re-validation passes False.
 
     ``key`` names a stored credential for rate budgets and caches; values being validated
-    before they are saved are keyed by a digest of themselves, so one tenant's trial tokens
-    never share a budget with another's.
+    before they are saved are keyed by a keyed digest of themselves, so one tenant's trial
+    tokens never share a budget with another's.
     """
     creds = connectors.Credentials(
         type=type, fields=dict(fields), secrets=dict(secrets), key="unsaved"
     )
     if key is None:
-        key = f"unsaved:{creds.fingerprint()}"
+        key = f"unsaved:{creds.fingerprint(fingerprint_key())}"
     return validate_credentials(
         application,
         connectors.Credentials(type=type, fields=dict(fields), secrets=dict(secrets), key=key),

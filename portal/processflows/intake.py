@@ -28,7 +28,7 @@ from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 
 from portal.applications import deliveries
-from portal.processflows import eventstore
+from portal.processflows import eventstore, rejections
 from portal.processflows.models import Deployment, RejectedDelivery
 from portal.processflows.signing import signing_key
 
@@ -57,6 +57,21 @@ def _kept_headers(request) -> dict[str, str]:
 def _reject(
     deployment: Deployment, request, *, status: int, reason: str, size: int
 ) -> JsonResponse:
+    # Anyone who knows the URL can send these: only so many a minute are written down.
+    admission, minute = rejections.admit(deployment.pk)
+    if admission is rejections.Admission.COUNT:
+        return _answer(status, reason)
+    if admission is rejections.Admission.STAND_FOR_THE_REST:
+        cap = settings.PORTAL_REJECTED_DELIVERIES_PER_MINUTE
+        RejectedDelivery.objects.create(
+            organization_id=deployment.organization_id,
+            deployment=deployment,
+            reason=f"More than {cap} refused in this minute: the rest are counted, not stored.",
+            status_code=status,
+            size=0,
+            unstored_minute=minute,
+        )
+        return _answer(status, reason)
     with transaction.atomic():
         RejectedDelivery.objects.create(
             organization_id=deployment.organization_id,

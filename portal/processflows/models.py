@@ -181,6 +181,11 @@ class RejectedDelivery(TenantOwnedModel):
     size = models.PositiveIntegerField()
     headers = models.JSONField(default=dict, blank=True)
     received_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    # Only so many are stored per deployment per minute (``processflows.rejections``); one
+    # more row stands for the rest of that minute: it holds the minute and, once the minute
+    # is over and the row was read, how many more were refused.
+    unstored_minute = models.DateTimeField(null=True, blank=True)
+    unstored_count = models.PositiveIntegerField(null=True, blank=True)
 
     class Meta:
         ordering = ["-received_at", "-pk"]

@@ -9,7 +9,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
 from portal.applications import declarations
-from portal.processflows import selectors, services
+from portal.processflows import rejections, selectors, services
 from portal.processflows.forms import ProcessflowForm
 from portal.processflows.models import RunStatus, TriggerEvent
 from portal.processflows.registration import processflow_url
@@ -171,7 +171,9 @@ def processflow_detail(request, processflow_id: int):
             "latest": flow.versions.first(),
             "runs": selectors.list_runs(request.organization, processflow=flow)[:20],
             "events": selectors.list_events(request.organization, processflow=flow)[:20],
-            "rejections": selectors.list_rejections(request.organization, processflow=flow)[:10],
+            "rejections": rejections.with_unstored_counts(
+                selectors.list_rejections(request.organization, processflow=flow)[:10]
+            ),
         },
     )
 
@@ -276,8 +278,8 @@ def event_list(request):
     events = Paginator(selectors.list_events(request.organization), 50).get_page(
         request.GET.get("page")
     )
-    rejections = selectors.list_rejections(request.organization)[:50]
-    return render(request, "processflows/events.html", {"page": events, "rejections": rejections})
+    refused = rejections.with_unstored_counts(selectors.list_rejections(request.organization)[:50])
+    return render(request, "processflows/events.html", {"page": events, "rejections": refused})
 
 
 @tenant_view

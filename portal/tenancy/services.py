@@ -18,6 +18,7 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.text import slugify
 
+from portal.tenancy import signals
 from portal.tenancy.models import Invitation, Membership, Organization, Role
 from portal.tenancy.permissions import Perm, has_perm, require_perm
 
@@ -207,7 +208,8 @@ def change_role(
 def remove_member(organization: Organization, *, actor: Membership, membership_id: int) -> None:
     """Remove a member. Anyone may leave; admins remove non-owners; owners remove anyone.
 
-    The last owner cannot be removed.
+    The last owner cannot be removed. The member's API tokens for this organization are
+    revoked for good (inviting the person again does not bring them back).
     """
     from portal.tenancy.selectors import access_membership_by_id
 
@@ -221,6 +223,11 @@ def remove_member(organization: Organization, *, actor: Membership, membership_i
         raise ValidationError(
             "This is the organization's last owner; make someone else owner first."
         )
+    signals.membership_ending.send(
+        sender=Membership,
+        membership=target,
+        reason=signals.MEMBER_LEFT if target.pk == actor.pk else signals.MEMBER_REMOVED,
+    )
     target.delete()
 
 

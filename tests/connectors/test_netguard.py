@@ -7,7 +7,7 @@ import ipaddress
 import pytest
 
 from connectors.errors import UnsafeDestination
-from connectors.netguard import NetworkPolicy, classify
+from connectors.netguard import REFUSED, NetworkPolicy, classify
 
 
 @pytest.mark.parametrize(
@@ -58,12 +58,13 @@ def test_the_allow_list_takes_addresses_networks_and_host_names():
         policy.check_address("other", ipaddress.ip_address("192.168.0.5"))
 
 
-def test_a_broad_network_does_not_open_the_metadata_service():
+def test_a_broad_network_does_not_open_the_metadata_service(caplog):
     policy = NetworkPolicy.from_entries(["169.254.0.0/16"])
 
     policy.check_address("link", ipaddress.ip_address("169.254.1.1"))
-    with pytest.raises(UnsafeDestination, match="cloud metadata"):
+    with pytest.raises(UnsafeDestination):
         policy.check_address("meta", ipaddress.ip_address("169.254.169.254"))
+    assert "cloud metadata" in caplog.text
     NetworkPolicy.from_entries(["169.254.169.254"]).check_address(
         "meta", ipaddress.ip_address("169.254.169.254")
     )
@@ -75,7 +76,7 @@ def test_a_broad_network_does_not_open_the_metadata_service():
         ("ftp://example.com/", "is not an http:// or https:// URL"),
         ("http://user:hunter2x@example.com/", "must not contain a user name or password"),
         ("http://example.com:99999/", "has an invalid port"),
-        ("http://[::1]:8080/", "a loopback address"),
+        ("http://[::1]:8080/", REFUSED),
     ],
 )
 def test_urls_are_checked_before_anything_is_resolved(url, message):
@@ -84,3 +85,23 @@ def test_urls_are_checked_before_anything_is_resolved(url, message):
 
     assert message in str(caught.value)
     assert "hunter2x" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("address", "detail"),
+    [
+        ("127.0.0.1", "'host' (127.0.0.1) is a loopback address"),
+        ("10.1.2.3", "'host' (10.1.2.3) is a private address"),
+        ("169.254.10.10", "'host' (169.254.10.10) is a link-local address"),
+        ("169.254.169.254", "'host' (169.254.169.254) is a cloud metadata address"),
+    ],
+)
+def test_a_refusal_tells_the_user_nothing_and_the_log_why(address, detail, caplog):
+    with pytest.raises(UnsafeDestination) as caught:
+        NetworkPolicy().check_address("host", ipaddress.ip_address(address))
+
+    assert str(caught.value) == REFUSED
+    assert address not in repr(caught.value)
+    (record,) = caplog.records
+    assert (record.name, record.levelname) == ("connectors.netguard", "WARNING")
+    assert detail in record.getMessage()

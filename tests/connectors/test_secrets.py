@@ -66,13 +66,25 @@ def test_credentials_are_immutable_and_not_serialisable():
 
 
 def test_the_fingerprint_changes_with_the_secret_but_does_not_contain_it():
+    key = b"k" * 32
     one = Credentials(type="rest", secrets={"token": VALUE}, key="c:1")
     same = Credentials(type="rest", secrets={"token": VALUE}, key="c:1")
     rotated = Credentials(type="rest", secrets={"token": VALUE + "2"}, key="c:1")
 
-    assert one.fingerprint() == same.fingerprint()
-    assert one.fingerprint() != rotated.fingerprint()
-    assert VALUE not in one.fingerprint()
+    assert one.fingerprint(key) == same.fingerprint(key)
+    assert one.fingerprint(key) != rotated.fingerprint(key)
+    assert VALUE not in one.fingerprint(key)
+
+
+def test_the_fingerprint_cannot_be_computed_without_its_key():
+    # A plain hash in a cache key would let whoever lists the cache confirm a guessed token.
+    credentials = Credentials(type="rest", secrets={"token": VALUE})
+
+    assert credentials.fingerprint(b"a" * 32) != credentials.fingerprint(b"b" * 32)
+    with pytest.raises(TypeError):
+        credentials.fingerprint()  # type: ignore[call-arg]
+    with pytest.raises(ValueError, match="16 to 64 bytes"):
+        credentials.fingerprint(b"short")
 
 
 def test_the_scrubber_removes_a_secret_in_every_form_it_travels_in():

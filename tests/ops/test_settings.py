@@ -85,3 +85,37 @@ def test_the_embedded_default_runs_on_sqlite_and_a_file_broker_without_any_envir
     assert broker == "filesystem://"
     assert cache.endswith("FileBasedCache")
     assert (tmp_path / "dev-encryption-keys").exists()
+
+
+def forwarded_https_is_trusted(**env) -> bool:
+    """Whether production settings (with ``env``) take ``X-Forwarded-Proto: https`` from a
+    request at its word, asked of a fresh process as the server would load them."""
+    script = (
+        "import django, os\n"
+        "os.environ.setdefault('DJANGO_SETTINGS_MODULE', 'portal.settings')\n"
+        "django.setup()\n"
+        "from django.test import RequestFactory\n"
+        "request = RequestFactory().get('/', HTTP_X_FORWARDED_PROTO='https')\n"
+        "print(request.is_secure())"
+    )
+    base = {k: v for k, v in os.environ.items() if k != "PORTAL_TRUSTED_PROXY_COUNT"}
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=ROOT,
+        env={**base, **production_env(**env)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    return {"True": True, "False": False}[result.stdout.strip()]
+
+
+def test_x_forwarded_proto_is_ignored_without_a_trusted_proxy():
+    # A client talking plain HTTP straight to the server cannot claim its request was HTTPS.
+    assert forwarded_https_is_trusted() is False
+    assert forwarded_https_is_trusted(PORTAL_TRUSTED_PROXY_COUNT="0") is False
+
+
+def test_x_forwarded_proto_is_trusted_behind_a_trusted_proxy():
+    assert forwarded_https_is_trusted(PORTAL_TRUSTED_PROXY_COUNT="1") is True

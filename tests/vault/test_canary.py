@@ -1,10 +1,12 @@
 """A canary token goes through a credential's whole life (create, validate, use, periodic
 re-validation, delete) through the pages and through the API, and surfaces nowhere but in
 the requests to Calendly: not in a page or an API answer, a log record at DEBUG, an SQL
-statement, a database row, a Celery message, or the cache and broker storage."""
+statement, a database row, a Celery message, or the cache and broker storage; nor does any
+hash of it that can be computed without a key appear in a cache or broker key's name."""
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import shutil
 import subprocess
@@ -146,12 +148,14 @@ def scan_storage(witness: Witness) -> None:
             kind = client.type(key)
             value = readers[kind](key) if kind in readers else b""
             witness.add("storage", f"redis {key!r}", repr(key) + repr(value))
+            witness.add("keys", "redis", key)
     else:
         var = Path(django_settings.VAR_DIR)
         for folder in (var / "celery", var / "cache"):
             for path in folder.rglob("*"):
                 if path.is_file():
                     witness.add("storage", str(path), path.read_bytes())
+                    witness.add("keys", "file", str(path))
 
 
 def republish_and_revalidate(witness: Witness) -> None:
@@ -175,7 +179,30 @@ def use(credential_id: int) -> None:
     assert result.items
 
 
+def guessable_digests(canary: str) -> set[str]:
+    """Hex digests anyone can compute from a guessed token, without a key: common hashes of
+    it, and the unkeyed credential fingerprint cache keys used to carry."""
+    raw = canary.encode()
+    names = ("md5", "sha1", "sha224", "sha256", "sha384", "sha512", "blake2b", "blake2s")
+    digests = {hashlib.new(name, raw).hexdigest() for name in names}
+    digests |= {hashlib.new(name, raw).hexdigest() for name in ("sha3_256", "sha3_512")}
+    fingerprint = hashlib.blake2b(digest_size=8, person=b"connectors-cred")
+    fingerprint.update(b"rest")
+    fingerprint.update(f"\0s{TOKEN_FIELD}\0{canary}".encode())
+    return digests | {fingerprint.hexdigest()}
+
+
+def assert_no_key_name_holds_a_hash_of(canary: str, witness: Witness) -> None:
+    names = witness.texts("keys")
+    if django_settings.REDIS_URL:  # the file cache names its files by a hash of the key
+        assert any(":connectors:calendly:" in name for name in names)  # looked at real keys
+    # Any prefix of 8 characters or more of a digest would confirm a guess.
+    found = {name for name in names for d in guessable_digests(canary) if d[:8] in name}
+    assert found == set()
+
+
 def assert_hidden(witness: Witness, canary: str, calendly, caplog) -> None:
+    assert_no_key_name_holds_a_hash_of(canary, witness)
     collect_logs(witness, caplog)
     statements = witness.queries.captured_queries
     witness.add("sql", "every statement", "\n".join(q["sql"] for q in statements))

@@ -9,6 +9,7 @@ import pytest
 from django.urls import reverse
 
 from connectors.calendly.sandbox import seed
+from connectors.netguard import REFUSED
 from portal.vault import services
 from portal.vault.models import Credential, CredentialEvent, CredentialStatus
 from tests.factories import make_credential
@@ -355,3 +356,48 @@ def test_the_api_validate_leaves_a_stored_credential_alone_during_an_outage(
     assert (body["ok"], body["status"]) == (False, None)
     assert body["message"].startswith("Calendly did not answer in time")
     assert status_of(valid_credential) == CredentialStatus.VALID
+
+
+# --- Destinations the network policy refuses -----------------------------------------------------
+
+INTERNAL_DESTINATIONS = {
+    "http://localhost:9/": "'localhost' (127.0.0.1) is a loopback address",
+    "http://10.20.30.40/": "'10.20.30.40' (10.20.30.40) is a private address",
+    "http://169.254.10.10/": "'169.254.10.10' (169.254.10.10) is a link-local address",
+    "http://169.254.169.254/": "is a cloud metadata address",
+    "http://no-such-host.invalid/": "'no-such-host.invalid' does not resolve",
+}
+
+
+def test_refused_destinations_read_alike_to_users_and_the_log_says_why(
+    api, acme, owner, login, caplog
+):
+    # Telling "loopback" from "private" from "does not resolve" would let anyone map the
+    # internal network and its DNS through the Validate button.
+    client, page = api(owner, acme), login(owner)
+    check_page = reverse("vault:credential_check", kwargs={"org": "acme", "application": "rest"})
+    shown = set()
+    for base_url, detail in INTERNAL_DESTINATIONS.items():
+        caplog.clear()
+        with caplog.at_level("WARNING", logger="connectors.netguard"):
+            answer = client.post(
+                "/api/v1/organizations/acme/credentials/check/",
+                {"application": "rest", "fields": {"base_url": base_url}},
+                format="json",
+            )
+            html = fragment(
+                page.post(
+                    check_page,
+                    {"type": "rest", "name": "", "base_url": base_url, "auth_type": "none"},
+                    HTTP_HX_REQUEST="true",
+                )
+            )
+        assert answer.status_code == 200, answer.content
+        assert answer.json()["ok"] is False
+        shown.add(answer.json()["message"])
+        assert f"<p>{REFUSED}</p>" in html, base_url
+        logged = [r for r in caplog.records if r.name == "connectors.netguard"]
+        assert logged
+        assert all(r.levelname == "WARNING" for r in logged)
+        assert detail in logged[0].getMessage()
+    assert shown == {REFUSED}

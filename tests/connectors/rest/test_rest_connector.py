@@ -18,6 +18,7 @@ from connectors.errors import (
     InvalidCredentials,
     UnsafeDestination,
 )
+from connectors.netguard import REFUSED
 from connectors.testing import RecordingServer, Reply
 
 pytestmark = pytest.mark.usefixtures("no_internet")
@@ -111,27 +112,36 @@ def test_the_api_key_cannot_replace_a_transport_header(rest, destination):
 @pytest.mark.parametrize(
     ("base_url", "reason"),
     [
-        ("http://127.0.0.1:{port}", "a loopback address"),
-        ("http://localhost:{port}", "a loopback address"),  # a name, resolved then refused
+        ("http://127.0.0.1:{port}", "'127.0.0.1' (127.0.0.1) is a loopback address"),
+        # A name, resolved then refused.
+        ("http://localhost:{port}", "'localhost' (127.0.0.1) is a loopback address"),
         ("http://[::ffff:127.0.0.1]:{port}", "a loopback address"),
-        ("http://10.20.30.40/", "a private address"),
-        ("http://192.168.1.10/", "a private address"),
+        ("http://10.20.30.40/", "(10.20.30.40) is a private address"),
+        ("http://192.168.1.10/", "(192.168.1.10) is a private address"),
+        ("http://169.254.10.10/", "(169.254.10.10) is a link-local address"),
         ("http://169.254.169.254/latest/meta-data/", "a cloud metadata address"),
         ("http://[fd00:ec2::254]/", "a cloud metadata address"),
         ("http://0.0.0.0:{port}", "an unspecified address"),
+        ("http://no-such-host.invalid/", "'no-such-host.invalid' does not resolve"),
     ],
 )
-def test_internal_destinations_are_refused_without_the_allow_list(
-    rest, destination, base_url, reason
+def test_internal_destinations_are_refused_alike_and_only_the_log_says_why(
+    rest, destination, base_url, reason, caplog
 ):
     port = destination.url.rsplit(":", 1)[1]
 
-    with pytest.raises(UnsafeDestination) as caught:
+    with (
+        caplog.at_level("WARNING", logger="connectors.netguard"),
+        pytest.raises(UnsafeDestination) as caught,
+    ):
         rest.run_action(
             "post_json", creds(base_url.format(port=port)), document={"a": 1}, runtime=STRICT
         )
 
-    assert reason in str(caught.value)
+    # One message whatever the reason: nothing tells how internal names resolve.
+    assert str(caught.value) == REFUSED
+    assert [(r.name, r.levelname) for r in caplog.records] == [("connectors.netguard", "WARNING")]
+    assert reason in caplog.records[0].getMessage()
     assert destination.requests == []
 
 
