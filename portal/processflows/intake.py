@@ -96,7 +96,7 @@ def _verify(deployment: Deployment, application: str, request, raw: bytes):
     not be lost. None when no key is known at all; on failure, the current key's reason."""
     first = None
     for candidate in _key_holders(deployment):
-        key = signing_key(candidate)
+        key = signing_key(candidate, purpose="verifying webhook deliveries")
         if key is None:
             continue
         verification = deliveries.verify_delivery(

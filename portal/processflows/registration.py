@@ -290,7 +290,7 @@ class ManualSubscription:
     def signing_key(self) -> str:
         """The deployment's signing key (created if it has none yet), which the step hands
         to the application so that intake can verify what it delivers."""
-        key = signing_key(self.deployment)
+        key = signing_key(self.deployment, purpose=f"handed to the application by {self.by}")
         if key is None:
             key = new_signing_key(self.deployment)
             self.deployment.save(update_fields=["signing_data_key", "signing_key_ciphertext"])

@@ -185,7 +185,10 @@ def deploy(
             return current
         manual = version.definition["trigger"].get("registration") == "manual"
         webhook = flow.trigger_type == TriggerType.WEBHOOK
-        handing_over = current is not None and _can_hand_over(current, version)
+        kept_key = None
+        if current is not None and _can_hand_over(current, version):
+            kept_key = signing.signing_key(current, purpose="kept by a redeployment")
+        handing_over = kept_key is not None
         if handing_over:
             current.state = Deployment.State.UNDEPLOYED
             current.undeployed_at = timezone.now()
@@ -209,7 +212,7 @@ def deploy(
             ),
         )
         if handing_over:
-            _hand_over(current, deployment)
+            _hand_over(current, deployment, kept_key)
         elif webhook and manual:
             registration.await_manual_subscription(deployment)
         elif webhook:
@@ -230,14 +233,14 @@ def _can_hand_over(current: Deployment, version: ProcessflowVersion) -> bool:
         and current.registration_state == RegistrationState.ACTIVE
         and bool(current.subscription_uri)
         and current.registered_url == registration.processflow_url(current.processflow)
-        and signing.signing_key(current) is not None
+        and bool(current.signing_key_ciphertext)
     )
 
 
-def _hand_over(current: Deployment, deployment: Deployment) -> None:
-    """Move the live subscription and its signing key from ``current`` (already marked
+def _hand_over(current: Deployment, deployment: Deployment, key: str) -> None:
+    """Move the live subscription and its signing ``key`` from ``current`` (already marked
     undeployed) to ``deployment``."""
-    signing.copy_signing_key(current, deployment)
+    signing.store_signing_key(deployment, key)
     deployment.registration_state = RegistrationState.ACTIVE
     deployment.registration_message = (
         f"Kept the webhook subscription of version {current.version.number}."

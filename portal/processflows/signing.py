@@ -1,12 +1,16 @@
-"""Our own signing key for each deployment's webhook subscription, kept in the vault."""
+"""Our own signing key for each deployment's webhook subscription, kept in the vault.
+
+The key is a sealed secret of the deployment (encrypted like a credential's, bound to its
+row); it is opened only through the vault's audited opener, for a stated purpose.
+"""
 
 from __future__ import annotations
 
 import secrets
 
 from portal.processflows.models import Deployment
-from portal.vault import crypto, sealed
-from portal.vault.keys import active_data_key, decrypt_secret, encrypt_secret
+from portal.vault import sealed
+from portal.vault.opener import open_sealed
 
 FIELD = "signing_key"
 
@@ -21,42 +25,19 @@ def new_signing_key(deployment: Deployment) -> str:
     Returned once, to be sent to the application with the subscription.
     """
     value = secrets.token_urlsafe(32)
-    data_key = active_data_key(deployment.processflow.organization)
-    deployment.signing_data_key = data_key
-    deployment.signing_key_ciphertext = encrypt_secret(
-        data_key, value, binding=_binding(deployment), field=FIELD
-    )
+    store_signing_key(deployment, value)
     return value
 
 
-def signing_key(deployment: Deployment) -> str | None:
+def store_signing_key(deployment: Deployment, value: str) -> None:
+    """Keep ``value`` as ``deployment``'s signing key, encrypted for it (not saved): a
+    redeploy that keeps the application's subscription keeps verifying its deliveries."""
+    sealed.seal_value(deployment, value)
+
+
+def signing_key(deployment: Deployment, *, purpose: str) -> str | None:
     """The deployment's signing key, or None if it has none or it cannot be decrypted."""
-    if not deployment.signing_key_ciphertext or deployment.signing_data_key is None:
-        return None
-    try:
-        return decrypt_secret(
-            deployment.signing_data_key,
-            deployment.signing_key_ciphertext,
-            binding=_binding(deployment),
-            field=FIELD,
-        )
-    except crypto.VaultError:
-        return None
-
-
-def copy_signing_key(source: Deployment, target: Deployment) -> bool:
-    """Give ``target`` (not saved) the signing key of ``source``, encrypted for ``target``:
-    a redeploy that keeps the application's subscription keeps verifying its deliveries."""
-    value = signing_key(source)
-    if value is None:
-        return False
-    data_key = active_data_key(target.processflow.organization)
-    target.signing_data_key = data_key
-    target.signing_key_ciphertext = encrypt_secret(
-        data_key, value, binding=_binding(target), field=FIELD
-    )
-    del value
-    return True
+    return open_sealed(deployment, purpose=purpose)
 
 
 def register_with_vault() -> None:

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 from django.db import models
 
+from portal.vault.keys import active_data_key, encrypt_secret
+
 
 @dataclass(frozen=True)
 class SealedSecret:
@@ -41,3 +43,24 @@ def register(secret: SealedSecret) -> None:
 
 def registered() -> tuple[SealedSecret, ...]:
     return tuple(_registry)
+
+
+def spec_for(model: type[models.Model]) -> SealedSecret:
+    """The registered sealed secret of ``model``; LookupError if it keeps none."""
+    for secret in _registry:
+        if secret.model is model:
+            return secret
+    raise LookupError(f"{model.__name__} keeps no registered sealed secret")
+
+
+def seal_value(instance: models.Model, value: str) -> None:
+    """Encrypt ``value`` into ``instance``'s sealed column (not saved) under its
+    organization's active data key, bound to the row and the field."""
+    spec = spec_for(type(instance))
+    data_key = active_data_key(instance.organization)
+    setattr(instance, spec.data_key_field, data_key)
+    setattr(
+        instance,
+        spec.ciphertext_field,
+        encrypt_secret(data_key, value, binding=spec.binding(instance), field=spec.field),
+    )

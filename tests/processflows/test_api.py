@@ -431,7 +431,7 @@ def test_no_response_reveals_the_signing_key(sandbox, member_api, flow):
 
     deployment_id = member_api.post(f"{BASE}/processflows/{flow.pk}/deploy/").json()["id"]
     tasks.register_subscription(deployment_id)
-    key = signing_key(Deployment.objects.get(pk=deployment_id))
+    key = signing_key(Deployment.objects.get(pk=deployment_id), purpose="a test")
     for path in (
         f"{BASE}/processflows/",
         f"{BASE}/processflows/{flow.pk}/",

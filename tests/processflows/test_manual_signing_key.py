@@ -216,4 +216,4 @@ def test_the_manual_way_delivers_to_the_portal_once_the_typed_key_is_refused(
     event = TriggerEvent.objects.get(deployment=target)
     assert event.event_name == "invitee.created"
     assert not RejectedDelivery.objects.filter(deployment=target).exists()
-    assert signing_key(target) != TYPED_KEY
+    assert signing_key(target, purpose="a test") != TYPED_KEY

@@ -424,7 +424,7 @@ def test_no_page_reveals_the_signing_key(sandbox, as_member, flow):
     deployment = flow.deployments.get()
     tasks.register_subscription(deployment.pk)
     deployment.refresh_from_db()
-    key = signing_key(deployment)
+    key = signing_key(deployment, purpose="a test")
     for path in (
         "/o/acme/processflows/",
         f"/o/acme/processflows/{flow.pk}/",

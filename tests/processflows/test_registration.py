@@ -89,7 +89,7 @@ def test_the_subscription_signs_with_the_deployments_own_random_key(
     sandbox, acme, owner_membership, flow
 ):
     deployment = deployed(acme, owner_membership, flow)
-    key = signing_key(deployment)
+    key = signing_key(deployment, purpose="a test")
     assert len(key or "") >= 32
     assert key not in deployment.signing_key_ciphertext
 
@@ -103,7 +103,7 @@ def test_the_subscription_signs_with_the_deployments_own_random_key(
 def test_each_deployment_gets_a_different_signing_key(sandbox, acme, owner_membership, credential):
     first = deployed(acme, owner_membership, make_processflow(acme, credential, name="One"))
     second = deployed(acme, owner_membership, make_processflow(acme, credential, name="Two"))
-    assert signing_key(first) != signing_key(second)
+    assert signing_key(first, purpose="a test") != signing_key(second, purpose="a test")
 
 
 def test_the_deployed_url_accepts_deliveries_only_while_deployed(
@@ -156,7 +156,7 @@ def test_an_existing_subscription_for_the_url_is_replaced(
 
     sandbox.fire("invitee.created")
     [delivery] = sandbox.wait_for_deliveries()
-    assert verifies(delivery, signing_key(deployment))
+    assert verifies(delivery, signing_key(deployment, purpose="a test"))
 
 
 def test_a_refusal_by_the_application_shows_failed_with_its_message(
@@ -240,7 +240,7 @@ def test_redeploying_with_the_same_trigger_keeps_the_subscription(
 
     sandbox.fire("invitee.created")
     [delivery] = sandbox.wait_for_deliveries()
-    assert verifies(delivery, signing_key(second))
+    assert verifies(delivery, signing_key(second, purpose="a test"))
 
 
 def test_redeploying_with_other_events_replaces_the_subscription(
@@ -291,7 +291,7 @@ def test_the_reconciler_recreates_a_subscription_deleted_at_the_application(
     )
     sandbox.fire("invitee.created")
     [delivery] = sandbox.wait_for_deliveries()
-    assert verifies(delivery, signing_key(deployment))
+    assert verifies(delivery, signing_key(deployment, purpose="a test"))
 
 
 def test_the_reconciler_replaces_a_subscription_disabled_at_the_application(
@@ -446,7 +446,7 @@ def test_a_manually_registered_flow_waits_for_its_subscription(
     deployment = deploy(acme, owner_membership, manual_flow)
     assert deployment.registration_state == RegistrationState.MANUAL
     assert "Create Webhook Subscription" in deployment.registration_message
-    assert signing_key(deployment)
+    assert signing_key(deployment, purpose="a test")
     assert sandbox.subscriptions == []
     # Neither the registration task nor the reconciler subscribes it.
     assert tasks.register_subscription(deployment.pk) == RegistrationState.MANUAL
@@ -475,7 +475,7 @@ def test_another_flows_create_webhook_subscription_step_subscribes_it_with_its_k
     sandbox.fire("invitee.created")
     [delivery] = sandbox.wait_for_deliveries()
     assert delivery.url == processflow_url(manual_flow)
-    assert verifies(delivery, signing_key(target))
+    assert verifies(delivery, signing_key(target, purpose="a test"))
 
 
 def test_subscribing_a_flow_that_is_not_deployed_fails_and_names_it(
@@ -506,7 +506,7 @@ def test_running_the_subscribing_flow_again_replaces_its_subscription(
     assert target.subscription_uri == subscription["uri"]
     sandbox.fire("invitee.created")
     [delivery] = sandbox.wait_for_deliveries()
-    assert verifies(delivery, signing_key(target))
+    assert verifies(delivery, signing_key(target, purpose="a test"))
 
 
 def test_the_subscribing_run_never_stores_the_signing_key(
@@ -522,7 +522,7 @@ def test_the_subscribing_run_never_stores_the_signing_key(
         + [[s.request, s.output, s.error] for s in run.steps.all()],
         default=str,
     )
-    assert signing_key(target) not in stored
+    assert signing_key(target, purpose="a test") not in stored
 
 
 def test_undeploying_deletes_the_subscription_another_flow_made(
@@ -563,9 +563,9 @@ def test_a_redelivered_registration_task_keeps_the_live_subscription(
     sandbox, acme, owner_membership, flow
 ):
     deployment = deployed(acme, owner_membership, flow)
-    key = signing_key(deployment)
+    key = signing_key(deployment, purpose="a test")
     assert tasks.register_subscription(deployment.pk) == RegistrationState.ACTIVE
     deployment.refresh_from_db()
     [subscription] = sandbox.subscriptions
     assert subscription["uri"] == deployment.subscription_uri
-    assert signing_key(deployment) == key
+    assert signing_key(deployment, purpose="a test") == key
