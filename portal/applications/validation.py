@@ -1,27 +1,15 @@
-"""Asking an application whom a credential reaches (Calendly: ``GET /users/me``), with
-messages a person can act on, and without mistaking an outage for a bad credential."""
+"""Validating credentials from the portal: the engine's check (``flows.validation``) with
+the portal's runtime, for typed values and for stored credentials alike."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 
 import connectors
-from connectors import errors as connector_errors
+from flows import validation as flows_validation
+from flows.validation import ValidationOutcome
 from portal.applications.declarations import get_application
 from portal.applications.runtime import fingerprint_key, runtime
-
-
-@dataclass(frozen=True)
-class ValidationOutcome:
-    """The result of checking a credential against its application."""
-
-    ok: bool
-    message: str
-    account: dict
-    status: str | None
-    """The credential's new status, or None when the check says nothing about the credential
-    (the application was unreachable): an outage must not mark a good token invalid."""
 
 
 def validate(
@@ -59,43 +47,6 @@ def validate_credentials(
 ) -> ValidationOutcome:
     """:func:`validate` for credentials already opened (a stored credential)."""
     app = get_application(application)
-    try:
-        account = app.validate(credentials, runtime=runtime(app, interactive=interactive))
-    except connector_errors.ConnectorError as error:
-        says_nothing = error.retryable or isinstance(error, connector_errors.TransportError)
-        return ValidationOutcome(
-            ok=False,
-            message=_outage_message(app, error) if says_nothing else str(error),
-            account={},
-            status=None if says_nothing else "invalid",
-        )
-    summary = account.as_dict()
-    return ValidationOutcome(
-        ok=True, message=account_message(app, summary), account=summary, status="valid"
+    return flows_validation.validate(
+        app, credentials, runtime=runtime(app, interactive=interactive)
     )
-
-
-def _outage_message(app: connectors.Connector, error: connector_errors.ConnectorError) -> str:
-    """What a user reads when the check said nothing about the credential itself."""
-    unchanged = "The credential was not marked invalid; try again later."
-    if isinstance(error, connector_errors.Timeout):
-        return f"{app.display_name} did not answer in time ({error}). {unchanged}"
-    if isinstance(error, connector_errors.TransportError):
-        return f"{app.display_name} could not be reached ({error}). {unchanged}"
-    if isinstance(error, connector_errors.RateLimited):
-        return f"{app.display_name} is rate limiting requests ({error}). {unchanged}"
-    if error.status is not None and error.status >= 500:
-        return f"{app.display_name} could not be reached: {error} {unchanged}"
-    return f"{error} {unchanged}"
-
-
-def account_message(app: connectors.Connector, account: dict) -> str:
-    """ "Connected to Calendly as Ada Lovelace (ada@example.com), organization …"."""
-    who = account.get("name") or account.get("email") or account.get("uri") or "an account"
-    email = account.get("email")
-    message = f"Connected to {app.display_name} as {who}"
-    if email and email != who:
-        message += f" ({email})"
-    if account.get("organization"):
-        message += f", organization {account['organization']}"
-    return message + "."
