@@ -55,7 +55,9 @@ def measure(n: int) -> dict[str, object]:
         organization, actor=Actor.system("benchmark"), application="calendly", name="bench",
         secrets={"personal_access_token": token},
     )  # fmt: skip
-    credential = Credential.objects.select_related("data_key").get(pk=created.pk)
+    credential = (
+        Credential.objects.for_tenant(organization).select_related("data_key").get(pk=created.pk)
+    )
     unsaved = Credential(organization=organization, application="calendly", name="sealed")
 
     def seal() -> None:

@@ -243,7 +243,11 @@ def measure_processing(env: dict[str, str], expected: int, timeout: float) -> di
     done = 0
     try:
         while time.perf_counter() - started < timeout:
-            done = Run.objects.filter(status=RunStatus.SUCCEEDED).count()
+            done = (
+                Run.objects.unscoped("the benchmark counts every run")
+                .filter(status=RunStatus.SUCCEEDED)
+                .count()
+            )
             if done >= expected:
                 break
             time.sleep(0.5)
@@ -338,7 +342,7 @@ def main() -> None:
         accepted = sum(level["intake"]["accepted"] for level in report["levels"])
         report |= {
             "accepted": accepted,
-            "stored_events": TriggerEvent.objects.count(),
+            "stored_events": TriggerEvent.objects.unscoped("the benchmark counts all").count(),
             "outbox_entries": Outbox.objects.count(),
         }
         if not args.skip_processing:

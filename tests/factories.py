@@ -11,7 +11,13 @@ import json
 from connectors.calendly.sandbox import seed
 from portal.processflows import services as flow_services
 from portal.processflows.models import Deployment, Run, TriggerEvent
-from portal.tenancy.models import Membership, Organization, Role
+from portal.tenancy.models import (
+    Membership,
+    Organization,
+    Role,
+    TenantOwnedModel,
+    TenantQuerySet,
+)
 from portal.vault import services as vault_services
 from portal.vault.audit import Actor
 from portal.vault.models import Credential
@@ -19,9 +25,14 @@ from portal.vault.models import Credential
 SYSTEM = Actor.system("tests")
 
 
+def every(model: type[TenantOwnedModel]) -> TenantQuerySet:
+    """Every organization's rows of a tenant-owned ``model``, for assertions about them."""
+    return model.objects.unscoped("tests look at every tenant's rows")
+
+
 def owner_of(organization: Organization) -> Membership:
     """Some owner of ``organization`` (the cast's owner in Acme)."""
-    return Membership.objects.filter(organization=organization, role=Role.OWNER).first()
+    return Membership.objects.for_tenant(organization).filter(role=Role.OWNER).first()
 
 
 def make_credential(
@@ -91,7 +102,7 @@ def make_event(deployment: Deployment, payload: dict | None = None, **fields) ->
         deployment=deployment,
         source=fields.pop("source", TriggerEvent.Source.WEBHOOK),
         event_name=payload.get("event", ""),
-        dedupe_key=fields.pop("dedupe_key", f"test:{TriggerEvent.objects.count()}"),
+        dedupe_key=fields.pop("dedupe_key", f"test:{every(TriggerEvent).count()}"),
         body=body,
         **fields,
     )

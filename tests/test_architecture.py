@@ -123,3 +123,22 @@ def test_each_floor_imports_only_the_floors_below_it(floor):
 
 def test_the_circle_finder_finds_a_circle():
     assert _circles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+
+
+# The API package is the top of the house: the URL root of /api/v1/, personal tokens, their
+# authentication and the error format. Tenancy, the vault and processflows hang their API
+# views below it, so nothing but the project's URL root (and settings, by dotted path) may
+# point up at it.
+MAY_IMPORT_PORTAL_API = {"portal.urls", "portal.settings"}
+
+
+def test_nothing_outside_the_api_package_imports_it():
+    upward = sorted(
+        f"{name} -> {target}"
+        for name, targets in _graph().items()
+        if not (name == "portal.api" or name.startswith("portal.api."))
+        and name not in MAY_IMPORT_PORTAL_API
+        for target in targets
+        if target == "portal.api" or target.startswith("portal.api.")
+    )
+    assert upward == []

@@ -10,7 +10,7 @@ from rest_framework.views import APIView
 
 from portal.api import services
 from portal.api.models import ApiToken
-from portal.api.scoping import TenantScopedMixin
+from portal.tenancy.access import TenantScopedMixin
 from portal.tenancy.permissions import Perm
 from portal.tenancy.selectors import memberships_of_user
 

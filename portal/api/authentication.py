@@ -45,11 +45,14 @@ class BearerTokenAuthentication(BaseAuthentication):
             raw = parts[1].decode("ascii")
         except UnicodeDecodeError:
             raise exceptions.AuthenticationFailed("Malformed token.") from None
-        member_since = Membership.objects.filter(
-            organization_id=OuterRef("organization_id"), user_id=OuterRef("user_id")
-        ).values("created_at")[:1]
+        member_since = (
+            Membership.objects.for_tenant(OuterRef("organization_id"))
+            .filter(user_id=OuterRef("user_id"))
+            .values("created_at")[:1]
+        )
         token = (
-            ApiToken.objects.select_related("user", "organization")
+            ApiToken.objects.unscoped("a bearer token finds its organization by its hash")
+            .select_related("user", "organization")
             .annotate(member_since=Subquery(member_since))
             .filter(token_hash=hash_token(raw))
             .first()
@@ -73,16 +76,18 @@ class BearerTokenAuthentication(BaseAuthentication):
                 f"This token expired on {token.expires_at:%Y-%m-%d %H:%M} UTC."
             )
         if token.last_used_at is None or now - token.last_used_at > LAST_USED_RESOLUTION:
-            ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
+            ApiToken.objects.for_tenant(token.organization_id).filter(pk=token.pk).update(
+                last_used_at=now
+            )
         return token.user, token
 
     @staticmethod
     def _revoke(token: ApiToken, reason: str) -> None:
         token.revoked_at = timezone.now()
         token.revoked_reason = reason
-        ApiToken.objects.filter(pk=token.pk, revoked_at__isnull=True).update(
-            revoked_at=token.revoked_at, revoked_reason=reason
-        )
+        ApiToken.objects.for_tenant(token.organization_id).filter(
+            pk=token.pk, revoked_at__isnull=True
+        ).update(revoked_at=token.revoked_at, revoked_reason=reason)
 
     def authenticate_header(self, request) -> str:
         return 'Bearer realm="api"'

@@ -93,6 +93,6 @@ def revoke_member_tokens(organization: Organization | int, *, user, reason: str)
 
 def revoke_user_tokens(*, user, reason: str) -> int:
     """Revoke every token ``user`` holds in any organization (the user was deactivated)."""
-    return ApiToken.objects.filter(user=user, revoked_at__isnull=True).update(
+    return user.api_tokens.filter(revoked_at__isnull=True).update(
         revoked_at=timezone.now(), revoked_reason=reason
     )

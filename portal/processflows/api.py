@@ -10,7 +10,6 @@ from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from portal.api.scoping import TenantScopedMixin
 from portal.processflows import selectors, services
 from portal.processflows.models import (
     Deployment,
@@ -21,6 +20,7 @@ from portal.processflows.models import (
     TriggerEvent,
 )
 from portal.processflows.registration import processflow_url
+from portal.tenancy.access import TenantScopedMixin
 
 
 class DeliveryVerificationSerializer(serializers.Serializer):

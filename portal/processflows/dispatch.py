@@ -1,7 +1,8 @@
 """The processflow work that goes through the broker, by task name.
 
 ``tasks.py`` defines the tasks under these names; everything else publishes through the
-functions here, so nothing but Celery imports the task module.
+functions here, so nothing but Celery imports the task module. Each message carries the
+organization of the row it names, so that the task reads it through ``for_tenant``.
 """
 
 from __future__ import annotations
@@ -17,30 +18,31 @@ SWEEP = "portal.maintenance.sweep"
 RECONCILE_SUBSCRIPTIONS = "portal.maintenance.reconcile_subscriptions"
 
 
-def publish_events(event_ids: list[int]) -> int:
-    """Send ``process_event`` for each event; returns how many reached the broker.
+def publish_events(events: list[tuple[int, int]]) -> int:
+    """Send ``process_event`` for each ``(organization_id, event_id)``; returns how many
+    reached the broker.
 
     Never raises, and stops at the first failure: with the broker down every further try
     would only wait for its own timeout. What was not sent stays pending for the sweeper.
     """
     sent = 0
-    for event_id in event_ids:
-        if not enqueue(PROCESS_EVENT, event_id):
+    for organization_id, event_id in events:
+        if not enqueue(PROCESS_EVENT, organization_id, event_id):
             break
         sent += 1
     return sent
 
 
-def publish_run(run_id: int, *, countdown: float = 0) -> bool:
+def publish_run(organization_id: int, run_id: int, *, countdown: float = 0) -> bool:
     """Queue a run for execution; False (logged) if the broker is unreachable."""
-    return enqueue(EXECUTE_RUN, run_id, countdown=countdown)
+    return enqueue(EXECUTE_RUN, organization_id, run_id, countdown=countdown)
 
 
-def register_subscription(deployment_id: int) -> bool:
+def register_subscription(organization_id: int, deployment_id: int) -> bool:
     """Queue the registration of a deployment's webhook subscription."""
-    return enqueue(REGISTER_SUBSCRIPTION, deployment_id)
+    return enqueue(REGISTER_SUBSCRIPTION, organization_id, deployment_id)
 
 
-def remove_subscription(deployment_id: int) -> bool:
+def remove_subscription(organization_id: int, deployment_id: int) -> bool:
     """Queue the removal of an undeployed deployment's webhook subscription."""
-    return enqueue(REMOVE_SUBSCRIPTION, deployment_id)
+    return enqueue(REMOVE_SUBSCRIPTION, organization_id, deployment_id)

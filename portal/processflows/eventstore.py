@@ -185,9 +185,8 @@ def store_delivery(
         return Stored(event_id, live=bool(live))
     try:
         with transaction.atomic():
-            if not Deployment.objects.filter(
-                pk=deployment.pk, state=Deployment.State.ACTIVE
-            ).exists():
+            deployments = Deployment.objects.for_tenant(deployment.organization_id)
+            if not deployments.filter(pk=deployment.pk, state=Deployment.State.ACTIVE).exists():
                 return Stored(None, live=False)
             event = TriggerEvent.objects.create(
                 organization_id=deployment.organization_id,
@@ -200,9 +199,11 @@ def store_delivery(
             )
             Outbox.objects.create(event=event)
     except IntegrityError:
-        counted = TriggerEvent.objects.filter(
-            deployment_id=deployment.pk, dedupe_key=dedupe_key
-        ).update(duplicates=F("duplicates") + 1)
+        counted = (
+            TriggerEvent.objects.for_tenant(deployment.organization_id)
+            .filter(deployment_id=deployment.pk, dedupe_key=dedupe_key)
+            .update(duplicates=F("duplicates") + 1)
+        )
         if not counted:
             raise  # not a duplicate (the deployment was deleted meanwhile): nothing stored
         return Stored(None)

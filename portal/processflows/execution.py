@@ -50,7 +50,7 @@ def _lease() -> timezone.datetime:
     return timezone.now() + timedelta(seconds=settings.PORTAL_RUN_LEASE_SECONDS)
 
 
-def claim(run_id: int) -> Run | None:
+def claim(organization_id: int, run_id: int) -> Run | None:
     """Take the run for this worker, or None if it is done, not due, or held by another.
 
     The lease is a fresh token per claim (not a process id: prefork children share their
@@ -63,8 +63,9 @@ def claim(run_id: int) -> Run | None:
     )
     free = Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=now)
     abandoned = Q(status=RunStatus.RUNNING, lease_expires_at__lt=now)
+    runs = Run.objects.for_tenant(organization_id)
     claimed = (
-        Run.objects.filter(pk=run_id)
+        runs.filter(pk=run_id)
         .filter((due & free) | abandoned)
         .update(
             status=RunStatus.RUNNING,
@@ -76,15 +77,17 @@ def claim(run_id: int) -> Run | None:
     )
     if not claimed:
         return None
-    return Run.objects.select_related("version", "processflow__organization", "event").get(
-        pk=run_id
-    )
+    return runs.select_related("version", "processflow__organization", "event").get(pk=run_id)
 
 
 def _finish(run: Run, **fields) -> bool:
     """Record the run's outcome and let go of it; False if it was no longer ours."""
     fields.update(lease_owner="", lease_expires_at=None)
-    return bool(Run.objects.filter(pk=run.pk, lease_owner=run.lease_owner).update(**fields))
+    return bool(
+        Run.objects.for_tenant(run.organization_id)
+        .filter(pk=run.pk, lease_owner=run.lease_owner)
+        .update(**fields)
+    )
 
 
 class CloudHost:
@@ -126,9 +129,9 @@ class CloudHost:
             return True
         self.renewed = time.monotonic()
         return bool(
-            Run.objects.filter(
-                pk=self.run.pk, lease_owner=self.run.lease_owner, status=RunStatus.RUNNING
-            ).update(lease_expires_at=_lease())
+            Run.objects.for_tenant(self.run.organization_id)
+            .filter(pk=self.run.pk, lease_owner=self.run.lease_owner, status=RunStatus.RUNNING)
+            .update(lease_expires_at=_lease())
         )
 
     def record_step(self, record: flows.StepRecord) -> None:
@@ -148,9 +151,9 @@ def _record(row: StepRun) -> flows.StepRecord:
     )
 
 
-def execute(run_id: int) -> str | None:
+def execute(organization_id: int, run_id: int) -> str | None:
     """Claim and execute a run; returns its new status, or None if it was not ours to run."""
-    run = claim(run_id)
+    run = claim(organization_id, run_id)
     if run is None:
         return None
     policy = retry_policy()
@@ -196,7 +199,7 @@ def execute(run_id: int) -> str | None:
             error=result.error,
             next_attempt_at=timezone.now() + timedelta(seconds=delay),
         )
-        dispatch.publish_run(run.pk, countdown=delay)
+        dispatch.publish_run(run.organization_id, run.pk, countdown=delay)
         return RunStatus.RETRYING
     _finish(run, status=RunStatus.FAILED, error=result.error, finished_at=timezone.now())
     return RunStatus.FAILED

@@ -82,7 +82,9 @@ def _reject(
             headers=_kept_headers(request),
         )
         if status == 401:
-            Deployment.objects.filter(pk=deployment.pk).update(
+            Deployment.objects.for_tenant(deployment.organization_id).filter(
+                pk=deployment.pk
+            ).update(
                 bad_signature_count=F("bad_signature_count") + 1,
                 last_bad_signature_at=timezone.now(),
             )
@@ -117,7 +119,8 @@ def _key_holders(deployment: Deployment):
     yield deployment
     grace = timezone.now() - timedelta(seconds=settings.PORTAL_WEBHOOK_KEY_GRACE_SECONDS)
     yield from (
-        Deployment.objects.filter(
+        Deployment.objects.for_tenant(deployment.organization_id)
+        .filter(
             processflow_id=deployment.processflow_id,
             state=Deployment.State.UNDEPLOYED,
             undeployed_at__gte=grace,

@@ -40,15 +40,16 @@ def sweep() -> dict[str, int]:
         .filter(Q(published_at__isnull=True) | Q(published_at__lt=now - bound))
         .order_by("pk")
     )
-    pending = list(overdue.values_list("pk", "event_id")[:BATCH])
-    outbox_sent = publish_events([event_id for _, event_id in pending])
-    Outbox.objects.filter(pk__in=[pk for pk, _ in pending[:outbox_sent]]).update(
+    pending = list(overdue.values_list("pk", "event__organization_id", "event_id")[:BATCH])
+    outbox_sent = publish_events([(org, event) for _, org, event in pending])
+    Outbox.objects.filter(pk__in=[pk for pk, _, _ in pending[:outbox_sent]]).update(
         published_at=now, publish_attempts=F("publish_attempts") + 1
     )
 
+    every_run = Run.objects.unscoped("the sweeper re-queues every organization's lost runs")
     # A run whose worker died holds an expired lease: hand it back as waiting (the old
     # worker, should it still be alive, can no longer write), then re-publish it below.
-    abandoned = Run.objects.filter(
+    abandoned = every_run.filter(
         status__in=[RunStatus.QUEUED, RunStatus.RUNNING, RunStatus.RETRYING],
         lease_expires_at__lt=now,
     )
@@ -67,13 +68,15 @@ def sweep() -> dict[str, int]:
         next_attempt_at__lt=now - bound
     )
     sent_runs = []
-    for run_id in Run.objects.filter(waiting & overdue_run).values_list("pk", flat=True)[:BATCH]:
-        if not publish_run(run_id):
+    for organization_id, run_id in every_run.filter(waiting & overdue_run).values_list(
+        "organization_id", "pk"
+    )[:BATCH]:
+        if not publish_run(organization_id, run_id):
             break
         sent_runs.append(run_id)
     # Only runs still waiting as they were: one a worker finished or rescheduled meanwhile
     # keeps what the worker wrote.
-    Run.objects.filter(waiting & overdue_run, pk__in=sent_runs).update(next_attempt_at=now)
+    every_run.filter(waiting & overdue_run, pk__in=sent_runs).update(next_attempt_at=now)
     runs_sent = len(sent_runs)
     if outbox_sent or runs_sent or released:
         logger.info(

@@ -24,7 +24,8 @@ def schedule(deployment: Deployment) -> PeriodicTask:
     """Create the beat entry for a polling deployment (interval, cron, or once)."""
     spec = deployment.version.definition["trigger"]["schedule"]
     name = f"processflow {deployment.processflow_id} deployment {deployment.pk}"
-    fields = {"task": dispatch.POLL, "args": json.dumps([deployment.pk]), "queue": "actions"}
+    args = json.dumps([deployment.organization_id, deployment.pk])  # poll(organization, id)
+    fields = {"task": dispatch.POLL, "args": args, "queue": "actions"}
     if "cron" in spec:
         minute, hour, day_of_month, month_of_year, day_of_week = spec["cron"].split()
         crontab, _ = CrontabSchedule.objects.get_or_create(
@@ -77,7 +78,7 @@ def _store(deployment: Deployment, item: dict, *, dedupe_key: str, name: str) ->
 
 
 def _record_error(deployment: Deployment, now, message: str) -> None:
-    Deployment.objects.filter(pk=deployment.pk).update(
+    Deployment.objects.for_tenant(deployment.organization_id).filter(pk=deployment.pk).update(
         cursor={
             **deployment.cursor,
             "polled_at": now.isoformat(),
@@ -88,7 +89,7 @@ def _record_error(deployment: Deployment, now, message: str) -> None:
     )
 
 
-def poll(deployment_id: int) -> int:
+def poll(organization_id: int, deployment_id: int) -> int:
     """Fetch the source's records (or make one tick) and store the new ones as events.
 
     A record is new if no deployment of the same processflow stored it before, so
@@ -97,7 +98,8 @@ def poll(deployment_id: int) -> int:
     error.
     """
     deployment = (
-        Deployment.objects.select_related("version", "processflow__organization")
+        Deployment.objects.for_tenant(organization_id)
+        .select_related("version", "processflow__organization")
         .filter(pk=deployment_id, state=Deployment.State.ACTIVE)
         .first()
     )
@@ -129,9 +131,9 @@ def poll(deployment_id: int) -> int:
         keys = [_record_key(item) for item in items]
         name = source["action"]
     seen = set(
-        TriggerEvent.objects.filter(
-            deployment__processflow_id=deployment.processflow_id, dedupe_key__in=set(keys)
-        ).values_list("dedupe_key", flat=True)
+        TriggerEvent.objects.for_tenant(organization_id)
+        .filter(deployment__processflow_id=deployment.processflow_id, dedupe_key__in=set(keys))
+        .values_list("dedupe_key", flat=True)
     )
     created = []
     for item, key in zip(items, keys, strict=True):
@@ -148,5 +150,5 @@ def poll(deployment_id: int) -> int:
         "new_records": len(created),
         "last_error": "",
     }
-    Deployment.objects.filter(pk=deployment.pk).update(cursor=cursor)
+    Deployment.objects.for_tenant(organization_id).filter(pk=deployment.pk).update(cursor=cursor)
     return len(created)  # the relay publishes the new events, as it does webhook events

@@ -103,7 +103,8 @@ def register(deployment: Deployment, *, repair: bool = False) -> str:
         message += " It replaced a subscription that already existed for this URL."
     # Only a deployment still active takes the subscription: one undeployed meanwhile would
     # otherwise keep a subscription nothing removes.
-    taken = Deployment.objects.filter(pk=deployment.pk, state=Deployment.State.ACTIVE).update(
+    deployments = Deployment.objects.for_tenant(deployment.organization_id)
+    taken = deployments.filter(pk=deployment.pk, state=Deployment.State.ACTIVE).update(
         registration_state=RegistrationState.ACTIVE,
         registration_message=message,
         subscription_uri=subscription_uri,
@@ -115,7 +116,7 @@ def register(deployment: Deployment, *, repair: bool = False) -> str:
         removed = calls.unsubscribe(credential, subscription_uri).ok
         # If that failed, the removal is retried by the reconciler (REMOVING with a URI).
         state = RegistrationState.REMOVED if removed else RegistrationState.REMOVING
-        Deployment.objects.filter(pk=deployment.pk).update(
+        deployments.filter(pk=deployment.pk).update(
             registration_state=state,
             registration_message="Undeployed while the subscription was being registered.",
             subscription_uri="" if removed else subscription_uri,
@@ -185,7 +186,9 @@ def reconcile(deployment: Deployment) -> str:
     if problem is None:
         if deployment.registration_state != RegistrationState.ACTIVE:
             _set(deployment, RegistrationState.ACTIVE, "The subscription is active.")
-        Deployment.objects.filter(pk=deployment.pk).update(reconciled_at=timezone.now())
+        Deployment.objects.for_tenant(deployment.organization_id).filter(pk=deployment.pk).update(
+            reconciled_at=timezone.now()
+        )
         return "ok"
     logger.info("repairing deployment %s: %s", deployment.pk, problem)
     if ours is not None:
@@ -209,27 +212,39 @@ def reconcile(deployment: Deployment) -> str:
     return "repaired" if state == RegistrationState.ACTIVE else "failed"
 
 
+def _every_deployment():
+    return Deployment.objects.unscoped("the reconciler checks every organization's webhooks")
+
+
 def deployments_to_reconcile():
     """Active webhook deployments whose subscription should exist (or was lost on the way:
     a registration still pending long after deploying, its task lost with the broker)."""
     stale = timezone.now() - timedelta(seconds=settings.PORTAL_OUTBOX_REDELIVERY_SECONDS * 5)
-    return Deployment.objects.filter(
-        state=Deployment.State.ACTIVE,
-        processflow__trigger_type=TriggerType.WEBHOOK,
-    ).filter(
-        Q(registration_state__in=[RegistrationState.ACTIVE, RegistrationState.FAILED])
-        | Q(registration_state=RegistrationState.PENDING, deployed_at__lt=stale)
+    return (
+        _every_deployment()
+        .filter(
+            state=Deployment.State.ACTIVE,
+            processflow__trigger_type=TriggerType.WEBHOOK,
+        )
+        .filter(
+            Q(registration_state__in=[RegistrationState.ACTIVE, RegistrationState.FAILED])
+            | Q(registration_state=RegistrationState.PENDING, deployed_at__lt=stale)
+        )
     )
 
 
 def removals_to_retry():
     """Undeployed deployments whose subscription was never confirmed deleted."""
     stale = timezone.now() - timedelta(seconds=settings.PORTAL_OUTBOX_REDELIVERY_SECONDS * 5)
-    return Deployment.objects.filter(
-        state=Deployment.State.UNDEPLOYED,
-        registration_state__in=[RegistrationState.REMOVING, RegistrationState.FAILED],
-        undeployed_at__lt=stale,
-    ).exclude(subscription_uri="")
+    return (
+        _every_deployment()
+        .filter(
+            state=Deployment.State.UNDEPLOYED,
+            registration_state__in=[RegistrationState.REMOVING, RegistrationState.FAILED],
+            undeployed_at__lt=stale,
+        )
+        .exclude(subscription_uri="")
+    )
 
 
 # --- The seed's manual way: another flow's "Create Webhook Subscription" step ------------------
@@ -259,8 +274,8 @@ def manual_target(organization_id: int, url: str, *, by: str) -> ManualSubscript
         return None
     hook_id = url[len(prefix) :].strip("/")
     target = (
-        Deployment.objects.filter(
-            organization_id=organization_id,
+        Deployment.objects.for_tenant(organization_id)
+        .filter(
             processflow__hook_id=hook_id,
             processflow__trigger_type=TriggerType.WEBHOOK,
             state=Deployment.State.ACTIVE,
@@ -269,7 +284,7 @@ def manual_target(organization_id: int, url: str, *, by: str) -> ManualSubscript
         .first()
     )
     if target is None:
-        flow = Processflow.objects.filter(organization_id=organization_id, hook_id=hook_id).first()
+        flow = Processflow.objects.for_tenant(organization_id).filter(hook_id=hook_id).first()
         raise flows.CallbackUnavailable(
             f"Deploy processflow {flow.name!r} before subscribing its URL."
             if flow is not None

@@ -94,9 +94,9 @@ def with_unstored_counts(
             counts[row.pk] = max(int(total) - cap, 1)
             if row.unstored_minute < over:  # the minute is over: its count is final
                 row.unstored_count = counts[row.pk]
-                RejectedDelivery.objects.filter(pk=row.pk, unstored_count=None).update(
-                    unstored_count=row.unstored_count
-                )
+                RejectedDelivery.objects.for_tenant(row.organization_id).filter(
+                    pk=row.pk, unstored_count=None
+                ).update(unstored_count=row.unstored_count)
     for row in rows:
         if row.unstored_minute is not None:
             row.unstored = row.unstored_count or counts.get(row.pk)

@@ -35,13 +35,13 @@ def relay_once(*, batch: int = BATCH) -> int:
             Outbox.objects.filter(published_at__isnull=True, done_at__isnull=True)
             .select_for_update(skip_locked=True)
             .order_by("pk")
-            .values_list("pk", "event_id")[:batch]
+            .values_list("pk", "event__organization_id", "event_id")[:batch]
         )
         if not pending:
             return 0
-        sent = publish_events([event_id for _, event_id in pending])
+        sent = publish_events([(org, event) for _, org, event in pending])
         if sent:
-            Outbox.objects.filter(pk__in=[pk for pk, _ in pending[:sent]]).update(
+            Outbox.objects.filter(pk__in=[pk for pk, _, _ in pending[:sent]]).update(
                 published_at=timezone.now(), publish_attempts=F("publish_attempts") + 1
             )
     return sent

@@ -29,7 +29,7 @@ def _wanted(event: TriggerEvent) -> bool:
 
 
 @transaction.atomic
-def start_run_for_event(event_id: int) -> Run | None:
+def start_run_for_event(organization_id: int, event_id: int) -> Run | None:
     """Create the event's run (once, however often this is called) and queue it.
 
     Marks the outbox entry done in the same transaction, so the sweeper stops re-publishing.
@@ -37,13 +37,14 @@ def start_run_for_event(event_id: int) -> Run | None:
     """
     outbox = Outbox.objects.select_for_update().filter(event_id=event_id).first()
     event = (
-        TriggerEvent.objects.select_related("deployment__version", "deployment__processflow")
+        TriggerEvent.objects.for_tenant(organization_id)
+        .select_related("deployment__version", "deployment__processflow")
         .filter(pk=event_id)
         .first()
     )
     if event is None:
         return None
-    run = Run.objects.filter(event=event, replay_of=None).first()
+    run = event.runs.filter(replay_of=None).first()
     if run is None and _wanted(event):
         deployment = event.deployment
         run = Run.objects.create(
@@ -59,7 +60,7 @@ def start_run_for_event(event_id: int) -> Run | None:
         outbox.save(update_fields=["done_at"])
     if run is not None and run.status in (RunStatus.QUEUED, RunStatus.RETRYING):
         run_id = run.pk
-        transaction.on_commit(lambda: publish_run(run_id))
+        transaction.on_commit(lambda: publish_run(organization_id, run_id))
     return run
 
 
@@ -74,5 +75,5 @@ def replay(run: Run) -> Run:
         replay_of=run,
         input=run.input,
     )
-    transaction.on_commit(lambda: publish_run(new.pk))
+    transaction.on_commit(lambda: publish_run(new.organization_id, new.pk))
     return new

@@ -39,7 +39,7 @@ def access_processflow_by_id(
 
 def active_deployment(processflow: Processflow) -> Deployment | None:
     return (
-        Deployment.objects.filter(processflow=processflow, state=Deployment.State.ACTIVE)
+        processflow.deployments.filter(state=Deployment.State.ACTIVE)
         .select_related("version")
         .first()
     )
@@ -249,7 +249,8 @@ def delivery_verification(
         return {}
     since = timezone.now() - VERIFICATION_WINDOW
     accepted = (
-        TriggerEvent.objects.filter(
+        TriggerEvent.objects.for_tenant(organization)
+        .filter(
             deployment=OuterRef("pk"),
             source=TriggerEvent.Source.WEBHOOK,
             received_at__gte=since,
@@ -257,7 +258,7 @@ def delivery_verification(
         .order_by("-received_at")
         .values("received_at")[:1]
     )
-    unverified = RejectedDelivery.objects.filter(
+    unverified = RejectedDelivery.objects.for_tenant(organization).filter(
         deployment=OuterRef("pk"),
         status_code=401,
         received_at__gte=since,

@@ -153,8 +153,8 @@ def _check_credentials(organization: Organization, actor: Actor, definition: dic
 
 
 def _enqueue_registration(deployment: Deployment) -> None:
-    deployment_id = deployment.pk
-    transaction.on_commit(lambda: dispatch.register_subscription(deployment_id))
+    organization_id, deployment_id = deployment.organization_id, deployment.pk
+    transaction.on_commit(lambda: dispatch.register_subscription(organization_id, deployment_id))
 
 
 def deploy(
@@ -265,8 +265,8 @@ def _undeploy(deployment: Deployment) -> None:
         deployment.registration_state = RegistrationState.REMOVING
         deployment.registration_message = "Deleting the webhook subscription…"
         fields += ["registration_state", "registration_message"]
-        deployment_id = deployment.pk
-        transaction.on_commit(lambda: dispatch.remove_subscription(deployment_id))
+        organization_id, deployment_id = deployment.organization_id, deployment.pk
+        transaction.on_commit(lambda: dispatch.remove_subscription(organization_id, deployment_id))
     else:
         polling.unschedule(deployment)
         deployment.schedule = None
@@ -308,7 +308,7 @@ def delete_processflow(
         )
     try:
         # Runs and deployments pin versions (protected), so they go first.
-        Run.objects.filter(processflow=flow).delete()
+        flow.runs.all().delete()
         for deployment in flow.deployments.all():
             polling.unschedule(deployment)
         flow.deployments.all().delete()

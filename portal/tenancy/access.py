@@ -4,6 +4,8 @@ Every tenant URL carries the organization's slug (``/o/<org>/...`` in the portal
 ``/api/v1/organizations/<org>/...`` in the API). :func:`access_membership` turns it into the
 caller's membership, answering 404 the same way for an organization that does not exist and
 one the caller does not belong to, so that neither existence nor names leak across tenants.
+Pages get it through :func:`tenant_view`, API views through :class:`TenantScopedMixin`; both
+then read and write only through ``Model.objects.for_tenant(request's organization)``.
 """
 
 from __future__ import annotations
@@ -30,8 +32,8 @@ def access_membership(user, org_slug: str, *, token_organization_id: int | None 
     if user is None or not user.is_authenticated:
         raise Http404("No such organization.")
     try:
-        membership = Membership.objects.select_related("organization", "user").get(
-            organization__slug=org_slug, user=user
+        membership = user.memberships.select_related("organization", "user").get(
+            organization__slug=org_slug
         )
     except Membership.DoesNotExist:
         raise Http404("No such organization.") from None
@@ -68,3 +70,43 @@ def tenant_view(view: Callable | None = None, *, write_perm: Perm = Perm.CHANGE)
         return wrapper
 
     return decorate(view) if view is not None else decorate
+
+
+def token_organization_id(request) -> int | None:
+    """The organization an API token was created in, or None for a session (or no) login.
+
+    Whatever authenticated the request put the token in ``request.auth``; a token carries the
+    ``organization_id`` it is bound to, which is all the tenant check needs to know of it.
+    """
+    return getattr(getattr(request, "auth", None), "organization_id", None)
+
+
+class TenantScopedMixin:
+    """For DRF views: resolve ``self.membership`` / ``self.organization`` from the URL's
+    ``org`` slug, the API's side of :func:`tenant_view`.
+
+    Runs after DRF has authenticated the request, so a token's user is known; a token only
+    reaches the organization it was created in. Reads need ``VIEW``; writes need
+    ``write_permission`` (override per view, or :meth:`get_write_permission` per action).
+    Objects are looked up through ``Model.objects.for_tenant(self.organization)`` only.
+    """
+
+    write_permission: Perm = Perm.CHANGE
+
+    def get_write_permission(self) -> Perm:
+        return self.write_permission
+
+    def initial(self, request, *args, **kwargs):
+        super().initial(request, *args, **kwargs)
+        self.membership = access_membership(
+            request.user,
+            kwargs.get("org", ""),
+            token_organization_id=token_organization_id(request),
+        )
+        self.organization = self.membership.organization
+        authorize(self.membership, method=request.method, write_perm=self.get_write_permission())
+
+    @property
+    def is_schema_generation(self) -> bool:
+        """drf-spectacular instantiates views without a request to read their types."""
+        return getattr(self, "swagger_fake_view", False)

@@ -7,10 +7,8 @@ from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.exceptions import PermissionDenied
 from rest_framework.response import Response
 
-from portal.api.models import ApiToken
-from portal.api.scoping import TenantScopedMixin
 from portal.tenancy import selectors, services
-from portal.tenancy.access import access_membership
+from portal.tenancy.access import TenantScopedMixin, access_membership, token_organization_id
 from portal.tenancy.models import Invitation, Membership, Organization, Role
 from portal.tenancy.permissions import Perm
 
@@ -73,17 +71,15 @@ class OrganizationViewSet(viewsets.GenericViewSet):
     def initial(self, request, *args, **kwargs):
         super().initial(request, *args, **kwargs)
         if "org" in kwargs:  # a detail route: resolve the tenant like every tenant route
-            token = request.auth if isinstance(request.auth, ApiToken) else None
             self.membership = access_membership(
-                request.user,
-                kwargs["org"],
-                token_organization_id=token.organization_id if token else None,
+                request.user, kwargs["org"], token_organization_id=token_organization_id(request)
             )
 
     def _memberships(self):
         memberships = selectors.memberships_of_user(self.request.user)
-        if isinstance(self.request.auth, ApiToken):
-            memberships = memberships.filter(organization_id=self.request.auth.organization_id)
+        token_organization = token_organization_id(self.request)
+        if token_organization is not None:
+            memberships = memberships.filter(organization_id=token_organization)
         return memberships
 
     def list(self, request):
@@ -100,7 +96,7 @@ class OrganizationViewSet(viewsets.GenericViewSet):
         return Response(self.get_serializer(organization, context={"roles": roles}).data)
 
     def create(self, request):
-        if isinstance(request.auth, ApiToken):
+        if token_organization_id(request) is not None:
             raise PermissionDenied(
                 "A token acts in one organization; create organizations in the portal."
             )

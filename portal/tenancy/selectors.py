@@ -11,7 +11,7 @@ from portal.tenancy.models import Invitation, Membership, Organization
 
 def memberships_of_user(user) -> QuerySet[Membership]:
     """The user's memberships, for the organization switcher."""
-    return Membership.objects.filter(user=user).select_related("organization")
+    return user.memberships.select_related("organization")
 
 
 def list_memberships(organization: Organization) -> QuerySet[Membership]:

@@ -113,7 +113,8 @@ def invite_member(
 def find_pending_invitation(raw_token: str) -> Invitation | None:
     """The pending invitation behind a link, or None (unknown, used, revoked or expired)."""
     invitation = (
-        Invitation.objects.select_related("organization")
+        Invitation.objects.unscoped("an invitation link finds its organization by its hash")
+        .select_related("organization")
         .filter(token_hash=hash_token(raw_token or ""))
         .first()
     )
@@ -132,7 +133,11 @@ def accept_invitation(
     invitation = find_pending_invitation(raw_token)
     if invitation is None:
         raise ValidationError("This invitation link is invalid, used, revoked or expired.")
-    invitation = Invitation.objects.select_for_update().get(pk=invitation.pk)
+    invitation = (
+        Invitation.objects.for_tenant(invitation.organization_id)
+        .select_for_update()
+        .get(pk=invitation.pk)
+    )
     if not invitation.is_pending:
         raise ValidationError("This invitation link is invalid, used, revoked or expired.")
     User = get_user_model()
@@ -151,8 +156,8 @@ def accept_invitation(
         user = User.objects.create_user(
             email=invitation.email, password=password, name=name.strip()
         )
-    membership, _ = Membership.objects.get_or_create(
-        organization=invitation.organization, user=user, defaults={"role": invitation.role}
+    membership, _ = user.memberships.get_or_create(
+        organization=invitation.organization, defaults={"role": invitation.role}
     )
     invitation.accepted_at = timezone.now()
     invitation.save(update_fields=["accepted_at"])
@@ -266,7 +271,5 @@ def bootstrap(*, org_name: str, org_slug: str, email: str, password: str = "") -
     if created_org:
         organization = create_organization(name=org_name, slug=slug, owner=user)
     else:
-        Membership.objects.get_or_create(
-            organization=organization, user=user, defaults={"role": Role.OWNER}
-        )
+        user.memberships.get_or_create(organization=organization, defaults={"role": Role.OWNER})
     return Bootstrapped(organization, user, created_user, created_org, generated)

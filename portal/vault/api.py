@@ -13,8 +13,8 @@ from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from portal.api.scoping import TenantScopedMixin
 from portal.applications import declarations
+from portal.tenancy.access import TenantScopedMixin
 from portal.tenancy.permissions import Perm
 from portal.vault import selectors, services
 from portal.vault.models import Credential, CredentialEvent

@@ -186,21 +186,22 @@ def verify_keyring() -> list[str]:
     except crypto.KeyConfigurationError as error:
         return [str(error)]
     problems = []
+    every_key = DataKey.objects.unscoped("start-up check: every stored data key must open")
     try:
-        used = sorted(set(DataKey.objects.values_list("kek_id", flat=True)))
+        used = sorted(set(every_key.values_list("kek_id", flat=True)))
     except (OperationalError, ProgrammingError) as error:
         # Before the first migrate, or the database is down: nothing can be checked yet.
         logger.warning("encryption key check skipped: %s", type(error).__name__)
         return []
     for kek_id in used:
         if kek_id not in ring.ids:
-            count = DataKey.objects.filter(kek_id=kek_id).count()
+            count = every_key.filter(kek_id=kek_id).count()
             problems.append(
                 f"Encryption key {kek_id!r} wraps {count} data key(s) but is missing from "
                 "PORTAL_ENCRYPTION_KEYS."
             )
             continue
-        sample = DataKey.objects.filter(kek_id=kek_id).order_by("pk").first()
+        sample = every_key.filter(kek_id=kek_id).order_by("pk").first()
         try:
             crypto.unwrap_data_key(
                 ring, kek_id, sample.wrapped_key, organization_id=sample.organization_id

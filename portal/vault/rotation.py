@@ -19,7 +19,7 @@ from django.db import transaction
 from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
-from portal.tenancy.models import Organization
+from portal.tenancy.models import Organization, TenantOwnedModel, TenantQuerySet
 from portal.vault import crypto, sealed
 from portal.vault.keys import (
     create_data_key,
@@ -34,6 +34,11 @@ from portal.vault.models import Credential, CredentialEvent, DataKey, KeyRotatio
 
 Progress = Callable[[str], None]
 ACTOR = "system: key rotation"
+
+
+def _every(model: type[TenantOwnedModel]) -> TenantQuerySet:
+    """All organizations' rows of ``model``: a rotation re-wraps and re-encrypts them all."""
+    return model.objects.unscoped("key rotation re-wraps and re-encrypts every organization")
 
 
 def _audit(credentials, detail: dict) -> None:
@@ -56,17 +61,18 @@ def rewrap_data_keys(*, batch_size: int = 500, progress: Progress = lambda _: No
     ring = keyring()
     primary = ring.primary_id
     counts: Counter = Counter()
-    remaining = DataKey.objects.exclude(kek_id=primary).count()
+    remaining = _every(DataKey).exclude(kek_id=primary).count()
     progress(f"Re-wrapping {remaining} data key(s) under {primary!r}.")
     while True:
         with transaction.atomic():
             batch = list(
-                DataKey.objects.exclude(kek_id=primary)
+                _every(DataKey)
+                .exclude(kek_id=primary)
                 .select_for_update(skip_locked=True)
                 .order_by("pk")[:batch_size]
             )
             if not batch:
-                if DataKey.objects.exclude(kek_id=primary).exists():
+                if _every(DataKey).exclude(kek_id=primary).exists():
                     time.sleep(0.2)  # rows held by running requests; try again shortly
                     continue
                 break
@@ -81,8 +87,8 @@ def rewrap_data_keys(*, batch_size: int = 500, progress: Progress = lambda _: No
                     ring, plaintext, organization_id=data_key.organization_id
                 )
                 data_key.wrapped_at = now
-            DataKey.objects.bulk_update(batch, ["kek_id", "wrapped_key", "wrapped_at"])
-            affected = Credential.objects.filter(data_key__in=batch)
+            _every(DataKey).bulk_update(batch, ["kek_id", "wrapped_key", "wrapped_at"])
+            affected = _every(Credential).filter(data_key__in=batch)
             _audit(affected, {"rewrapped_under": primary})
         progress(
             f"  re-wrapped {sum(counts.values())}/{remaining} "
@@ -102,8 +108,8 @@ def _fresh_data_keys(rotation: KeyRotation, progress: Progress) -> int:
     fresh = 0
     stale_orgs = Organization.objects.filter(
         Exists(
-            DataKey.objects.filter(
-                organization=OuterRef("pk"), active=True, created_at__lt=rotation.started_at
+            DataKey.objects.for_tenant(OuterRef("pk")).filter(
+                active=True, created_at__lt=rotation.started_at
             )
         )
     )
@@ -120,7 +126,8 @@ def _reencrypt_sealed(secret: sealed.SealedSecret, batch_size: int, progress: Pr
     """Re-encrypt one registered column of another app under the fresh data keys."""
     key_field, text_field = secret.data_key_field, secret.ciphertext_field
     stale = (
-        secret.model.objects.exclude(**{text_field: ""})
+        _every(secret.model)
+        .exclude(**{text_field: ""})
         .exclude(**{key_field: None})
         .exclude(**{f"{key_field}__active": True})
     )
@@ -143,7 +150,7 @@ def _reencrypt_sealed(secret: sealed.SealedSecret, batch_size: int, progress: Pr
                     getattr(row, key_field), getattr(row, text_field),
                     binding=binding, field=secret.field,
                 )  # fmt: skip
-                active = DataKey.objects.get(organization_id=row.organization_id, active=True)
+                active = DataKey.objects.for_tenant(row.organization_id).get(active=True)
                 setattr(row, key_field, active)
                 setattr(
                     row,
@@ -151,7 +158,7 @@ def _reencrypt_sealed(secret: sealed.SealedSecret, batch_size: int, progress: Pr
                     encrypt_secret(active, value, binding=binding, field=secret.field),
                 )
                 del value
-            secret.model.objects.bulk_update(batch, [key_field, text_field])
+            _every(secret.model).bulk_update(batch, [key_field, text_field])
             done += len(batch)
     progress(f"Re-encrypted {done} {secret.model._meta.verbose_name} {secret.field}(s).")
     return done
@@ -161,7 +168,7 @@ def _unreferenced(data_keys):
     """Data keys that no credential and no registered secret refers to any more."""
     for relation in DataKey._meta.related_objects:
         data_keys = data_keys.exclude(
-            Exists(relation.related_model.objects.filter(**{relation.field.name: OuterRef("pk")}))
+            Exists(_every(relation.related_model).filter(**{relation.field.name: OuterRef("pk")}))
         )
     return data_keys
 
@@ -173,7 +180,7 @@ def reencrypt(*, batch_size: int = 500, progress: Progress = lambda _: None) -> 
     """
     rotation = _current_rotation()
     _fresh_data_keys(rotation, progress)
-    stale = Credential.objects.exclude(data_key__active=True)
+    stale = _every(Credential).exclude(data_key__active=True)
     remaining = stale.count()
     progress(f"Re-encrypting {remaining} credential(s).")
     counts: Counter = Counter()
@@ -193,13 +200,13 @@ def reencrypt(*, batch_size: int = 500, progress: Progress = lambda _: None) -> 
             for credential in batch:
                 org_id = credential.organization_id
                 if org_id not in active_keys:
-                    active_keys[org_id] = DataKey.objects.get(organization_id=org_id, active=True)
+                    active_keys[org_id] = DataKey.objects.for_tenant(org_id).get(active=True)
                 counts[credential.data_key.kek_id] += 1
                 values = open_secrets(credential)
                 credential.secret_values = {}
                 seal_secrets(credential, values, active_keys[org_id])
                 del values
-            Credential.objects.bulk_update(batch, ["data_key", "secret_values"])
+            _every(Credential).bulk_update(batch, ["data_key", "secret_values"])
             _audit(batch, {"reencrypted_under_data_key": "fresh", "kek_id": keyring().primary_id})
         progress(
             f"  re-encrypted {sum(counts.values())}/{remaining} "
@@ -207,7 +214,7 @@ def reencrypt(*, batch_size: int = 500, progress: Progress = lambda _: None) -> 
         )
     for secret in sealed.registered():
         _reencrypt_sealed(secret, batch_size, progress)
-    deleted, _ = _unreferenced(DataKey.objects.filter(active=False)).delete()
+    deleted, _ = _unreferenced(_every(DataKey).filter(active=False)).delete()
     progress(f"Deleted {deleted} retired data key(s).")
     rotation.finished_at = timezone.now()
     rotation.counts = dict(counts)

@@ -317,8 +317,11 @@ def _validate_after_commit(credential: Credential) -> None:
     right after, so its status tells whether it works without another click. A broker
     outage only skips this; the daily re-validation comes anyway."""
     credential_id = credential.pk
+    organization_id = credential.organization_id
     transaction.on_commit(
-        lambda: enqueue(REVALIDATE_CREDENTIAL, credential_id, "validation after saving")
+        lambda: enqueue(
+            REVALIDATE_CREDENTIAL, organization_id, credential_id, "validation after saving"
+        )
     )
 
 
@@ -451,7 +454,9 @@ def _validate_and_record(
     if outcome.ok:
         updates["validated_at"] = now
         updates["account"] = outcome.account
-    Credential.objects.filter(pk=credential.pk).update(**updates)
+    Credential.objects.for_tenant(credential.organization_id).filter(pk=credential.pk).update(
+        **updates
+    )
     for key, value in updates.items():
         setattr(credential, key, value)
     record_event(

@@ -14,6 +14,7 @@ from playwright.sync_api import expect
 from connectors.calendly.sandbox import seed
 from portal.vault.models import Credential, CredentialStatus
 from tests.conftest import PASSWORD
+from tests.factories import every
 
 pytestmark = pytest.mark.browser
 
@@ -69,7 +70,7 @@ def test_an_owner_adds_a_calendly_credential_validated_against_calendly(
     )
     shot(page, "validated")
     assert [(e.path, e.status) for e in calendly_sandbox.exchanges] == [("/users/me", 200)]
-    assert not Credential.objects.exists()  # validating saves nothing
+    assert not every(Credential).exists()  # validating saves nothing
 
     form.get_by_role("button", name="Save").click()
     expect(page.locator(".messages")).to_have_text("Connection Saved Successfully!")
@@ -80,7 +81,7 @@ def test_an_owner_adds_a_calendly_credential_validated_against_calendly(
     shot(page, "saved")
 
     assert seed.OWNER_TOKEN not in page.content()
-    credential = Credential.objects.get()
+    credential = every(Credential).get()
     assert (credential.organization.slug, credential.application, credential.type) == (
         "acme",
         "calendly",
@@ -108,5 +109,5 @@ def test_a_wrong_token_is_rejected_in_place_with_calendlys_401_message(
 
     assert [(e.path, e.status) for e in calendly_sandbox.exchanges] == [("/users/me", 401)]
     assert WRONG_TOKEN not in page.content()
-    assert not Credential.objects.exists()
+    assert not every(Credential).exists()
     assert page.problems == []

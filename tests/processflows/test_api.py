@@ -14,6 +14,7 @@ from connectors.calendly.sandbox import seed
 from portal.processflows import tasks
 from portal.processflows.models import Processflow, Run, RunStatus, StepRun, TriggerEvent
 from tests.factories import (
+    every,
     make_credential,
     make_deployment,
     make_event,
@@ -72,7 +73,7 @@ def test_creating_a_flow_answers_201_with_version_1_and_its_url(member_api, cred
     )
     assert response.status_code == 201, response.content
     body = response.json()
-    flow = Processflow.objects.get(pk=body["id"])
+    flow = every(Processflow).get(pk=body["id"])
     assert body["name"] == "Bookings"
     assert body["trigger_type"] == "webhook"
     assert body["latest_version"]["number"] == 1
@@ -94,7 +95,7 @@ def test_a_bad_definition_answers_400_naming_where(member_api, credential):
     assert error["code"] == "invalid"
     assert list(error["fields"]) == ["steps[0].mapping.x"]
     assert "refers to no earlier step" in error["fields"]["steps[0].mapping.x"][0]
-    assert not Processflow.objects.exists()
+    assert not every(Processflow).exists()
 
 
 def test_a_missing_name_answers_400(member_api, credential):
@@ -155,7 +156,7 @@ def test_changing_the_trigger_type_answers_400(member_api, flow):
 
 def test_deleting_an_undeployed_flow(member_api, flow):
     assert member_api.delete(f"{BASE}/processflows/{flow.pk}/").status_code == 204
-    assert not Processflow.objects.exists()
+    assert not every(Processflow).exists()
 
 
 def test_deleting_a_deployed_flow_answers_400(sandbox, member_api, flow):
@@ -198,7 +199,7 @@ def test_deploying_answers_201_with_the_pending_registration(sandbox, member_api
 
 def test_the_deployment_shows_the_registration_state(sandbox, member_api, flow):
     deployment_id = member_api.post(f"{BASE}/processflows/{flow.pk}/deploy/").json()["id"]
-    tasks.register_subscription(deployment_id)
+    tasks.register_subscription(flow.organization_id, deployment_id)
     body = member_api.get(f"{BASE}/processflows/{flow.pk}/deployment/").json()
     assert body["registration_state"] == "active"
     assert body["subscription_uri"] == sandbox.subscriptions[0]["uri"]
@@ -212,7 +213,7 @@ def test_a_failed_registration_shows_the_apis_message(sandbox, acme, owner, memb
     free = make_credential(acme, name="Freelancer", token=seed.FREE_PLAN_TOKEN)
     flow = make_processflow(acme, free)
     deployment_id = member_api.post(f"{BASE}/processflows/{flow.pk}/deploy/").json()["id"]
-    tasks.register_subscription(deployment_id)
+    tasks.register_subscription(flow.organization_id, deployment_id)
     body = member_api.get(f"{BASE}/processflows/{flow.pk}/deployment/").json()
     assert body["registration_state"] == "failed"
     assert "upgrade" in body["registration_message"].lower()
@@ -302,7 +303,7 @@ def test_runs_filter_by_processflow(member_api, history, flow):
 
 
 def test_runs_filter_by_time(member_api, history):
-    Run.objects.filter(pk=history["ok"].pk).update(created_at=timezone.now() - timedelta(days=3))
+    every(Run).filter(pk=history["ok"].pk).update(created_at=timezone.now() - timedelta(days=3))
     since = (timezone.now() - timedelta(days=1)).isoformat()
     until = (timezone.now() - timedelta(days=2)).isoformat()
     assert history["ok"].pk not in ids(member_api.get(f"{BASE}/runs/", {"since": since}))
@@ -348,7 +349,7 @@ def test_replaying_a_run_that_did_not_fail_answers_400(member_api, history):
 
 def test_a_viewer_cannot_replay(viewer_api, history):
     assert_error(viewer_api.post(f"{BASE}/runs/{history['failed'].pk}/replay/"), 403)
-    assert Run.objects.count() == 4
+    assert every(Run).count() == 4
 
 
 # --- Events ---------------------------------------------------------------------------------
@@ -430,8 +431,8 @@ def test_no_response_reveals_the_signing_key(sandbox, member_api, flow):
     from portal.processflows.signing import signing_key
 
     deployment_id = member_api.post(f"{BASE}/processflows/{flow.pk}/deploy/").json()["id"]
-    tasks.register_subscription(deployment_id)
-    key = signing_key(Deployment.objects.get(pk=deployment_id), purpose="a test")
+    tasks.register_subscription(flow.organization_id, deployment_id)
+    key = signing_key(every(Deployment).get(pk=deployment_id), purpose="a test")
     for path in (
         f"{BASE}/processflows/",
         f"{BASE}/processflows/{flow.pk}/",

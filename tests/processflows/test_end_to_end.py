@@ -17,7 +17,7 @@ import requests
 from connectors.calendly.sandbox import seed
 from portal.processflows import services
 from portal.processflows.models import Deployment, RegistrationState, Run, RunStatus, TriggerEvent
-from tests.factories import make_credential, make_processflow, owner_of
+from tests.factories import every, make_credential, make_processflow, owner_of
 from tests.processes import purge_queues, start_worker, wait_for
 from tests.processflows.reliability.support import booking_steps, rest_credential, start_relay
 
@@ -46,7 +46,7 @@ def portal(transactional_db, live_server, calendly_sandbox, settings):
 
 
 def registration(deployment: Deployment) -> str:
-    return Deployment.objects.get(pk=deployment.pk).registration_state
+    return every(Deployment).get(pk=deployment.pk).registration_state
 
 
 def test_a_deployed_flow_forwards_a_calendly_booking_once_and_undeploying_unsubscribes(
@@ -73,17 +73,17 @@ def test_a_deployed_flow_forwards_a_calendly_booking_once_and_undeploying_unsubs
     sandbox.fire("invitee.created", email="grace@example.com")
 
     run = wait_for(
-        lambda: Run.objects.filter(processflow=flow, status=RunStatus.SUCCEEDED).first(),
+        lambda: every(Run).filter(processflow=flow, status=RunStatus.SUCCEEDED).first(),
         message=f"no run succeeded:\n{portal.output()}",
     )
     [sent] = sandbox.wait_for_deliveries()
     assert [status for status, _ in sent.attempts] == [202]
-    event = TriggerEvent.objects.get(deployment=deployment)
+    event = every(TriggerEvent).get(deployment=deployment)
     scheduled = sandbox_event(sandbox, event)
     assert destination.documents == [{"email": "grace@example.com", "title": scheduled["name"]}]
     assert destination.received[0]["headers"]["Idempotency-Key"] == f"{run.uid}:forward"
     assert run.event == event
-    assert Run.objects.filter(processflow=flow).count() == 1
+    assert every(Run).filter(processflow=flow).count() == 1
 
     services.undeploy(acme, actor=owner_of(acme), processflow_id=flow.pk)
 

@@ -17,7 +17,7 @@ from portal.applications import runtime as portal_runtime
 from portal.applications.ratebudget import SharedRateBudget
 from portal.processflows import execution, runs, services
 from portal.processflows.models import Run, RunStatus, StepRun
-from tests.factories import make_credential, make_event, make_processflow, make_run, owner_of
+from tests.factories import every, make_credential, make_event, make_processflow, make_run, owner_of
 from tests.processflows.reliability.support import (
     Hook,
     booking_steps,
@@ -59,7 +59,7 @@ def run_for(hook: Hook, payload: dict | None = None, **fields) -> Run:
     """The run of a fresh event with ``payload`` (as processing the event creates it)."""
     payload = payload or {"email": "ada@example.com"}
     event = make_event(hook.deployment, {"event": "invitee.created", "payload": payload}, **fields)
-    return runs.start_run_for_event(event.pk)
+    return runs.start_run_for_event(event.organization_id, event.pk)
 
 
 def scheduled_event(sandbox, index: int = 1) -> str:
@@ -68,7 +68,7 @@ def scheduled_event(sandbox, index: int = 1) -> str:
 
 def due_now(run: Run) -> None:
     """Let the time a retry waits for pass."""
-    Run.objects.filter(pk=run.pk).update(next_attempt_at=timezone.now() - timedelta(seconds=1))
+    every(Run).filter(pk=run.pk).update(next_attempt_at=timezone.now() - timedelta(seconds=1))
 
 
 def died_during_last_step(run: Run) -> None:
@@ -76,7 +76,7 @@ def died_during_last_step(run: Run) -> None:
     the last step sent but never recorded."""
     last = StepRun.objects.filter(run=run).order_by("-position").first()
     last.delete()
-    Run.objects.filter(pk=run.pk).update(
+    every(Run).filter(pk=run.pk).update(
         status=RunStatus.RUNNING,
         lease_owner="killed",
         lease_expires_at=timezone.now() - timedelta(seconds=1),
@@ -99,7 +99,7 @@ def test_steps_run_in_order_and_each_is_recorded(owner, acme, sandbox):
         hook = booking(acme, destination.url)
         run = run_for(hook, {"email": "ada@example.com", "event": scheduled_event(sandbox)})
 
-        assert execution.execute(run.pk) == RunStatus.SUCCEEDED
+        assert execution.execute(run.organization_id, run.pk) == RunStatus.SUCCEEDED
 
     steps = list(StepRun.objects.filter(run=run))
     assert [(s.position, s.name, s.status) for s in steps] == [
@@ -127,7 +127,7 @@ def test_steps_run_in_order_and_each_is_recorded(owner, acme, sandbox):
 def test_the_forwarded_request_carries_an_idempotency_key_of_the_run_and_step(owner, acme):
     with scripted_destination(201) as destination:
         run = run_for(forwarding(acme, destination.url))
-        execution.execute(run.pk)
+        execution.execute(run.organization_id, run.pk)
 
     assert [r["key"] for r in destination.requests] == [f"{run.uid}:forward"]
 
@@ -135,9 +135,9 @@ def test_the_forwarded_request_carries_an_idempotency_key_of_the_run_and_step(ow
 def test_a_run_that_is_done_is_not_executed_again(owner, acme):
     with scripted_destination(201) as destination:
         run = run_for(forwarding(acme, destination.url))
-        execution.execute(run.pk)
+        execution.execute(run.organization_id, run.pk)
 
-        assert execution.execute(run.pk) is None
+        assert execution.execute(run.organization_id, run.pk) is None
 
     assert len(destination.requests) == 1
 
@@ -150,7 +150,7 @@ def test_a_destination_failing_with_a_500_leaves_the_run_retrying_with_a_backoff
         run = run_for(forwarding(acme, destination.url))
         before = timezone.now()
 
-        assert execution.execute(run.pk) == RunStatus.RETRYING
+        assert execution.execute(run.organization_id, run.pk) == RunStatus.RETRYING
 
     run.refresh_from_db()
     assert run.attempt == 1
@@ -166,10 +166,10 @@ def test_a_retrying_run_succeeds_when_the_destination_recovers(owner, acme):
     unavailable = (503, {"Retry-After": "0"})
     with scripted_destination(*[unavailable] * 4, 201) as destination:
         run = run_for(forwarding(acme, destination.url))
-        execution.execute(run.pk)
+        execution.execute(run.organization_id, run.pk)
         due_now(run)
 
-        assert execution.execute(run.pk) == RunStatus.SUCCEEDED
+        assert execution.execute(run.organization_id, run.pk) == RunStatus.SUCCEEDED
 
     run.refresh_from_db()
     assert (run.status, run.attempt, run.error) == (RunStatus.SUCCEEDED, 2, "")
@@ -180,10 +180,10 @@ def test_a_retrying_run_succeeds_when_the_destination_recovers(owner, acme):
 def test_a_retrying_run_is_not_executed_before_its_next_attempt_is_due(owner, acme):
     with scripted_destination((503, {"Retry-After": "0"})) as destination:
         run = run_for(forwarding(acme, destination.url))
-        execution.execute(run.pk)
+        execution.execute(run.organization_id, run.pk)
         sent = len(destination.requests)
 
-        assert execution.execute(run.pk) is None
+        assert execution.execute(run.organization_id, run.pk) is None
 
     assert len(destination.requests) == sent
 
@@ -193,7 +193,7 @@ def test_a_429_with_retry_after_schedules_the_next_attempt_no_sooner(owner, acme
         run = run_for(forwarding(acme, destination.url))
         before = timezone.now()
 
-        assert execution.execute(run.pk) == RunStatus.RETRYING
+        assert execution.execute(run.organization_id, run.pk) == RunStatus.RETRYING
 
     run.refresh_from_db()
     assert run.next_attempt_at >= before + timedelta(seconds=120)
@@ -204,7 +204,7 @@ def test_a_400_fails_the_run_at_once(owner, acme):
     with scripted_destination(400) as destination:
         run = run_for(forwarding(acme, destination.url))
 
-        assert execution.execute(run.pk) == RunStatus.FAILED
+        assert execution.execute(run.organization_id, run.pk) == RunStatus.FAILED
 
     run.refresh_from_db()
     assert run.attempt == 1
@@ -219,9 +219,9 @@ def test_a_run_fails_once_its_attempts_are_used_up(owner, acme, settings):
     settings.PORTAL_RUN_MAX_ATTEMPTS = 2
     with scripted_destination((503, {"Retry-After": "0"})) as destination:
         run = run_for(forwarding(acme, destination.url))
-        first = execution.execute(run.pk)
+        first = execution.execute(run.organization_id, run.pk)
         due_now(run)
-        second = execution.execute(run.pk)
+        second = execution.execute(run.organization_id, run.pk)
 
     assert (first, second) == (RunStatus.RETRYING, RunStatus.FAILED)
     run.refresh_from_db()
@@ -243,7 +243,7 @@ def test_a_run_whose_workers_keep_dying_fails_instead_of_being_taken_over_foreve
             lease_expires_at=timezone.now() - timedelta(seconds=1),
         )
 
-        assert execution.execute(run.pk) == RunStatus.FAILED
+        assert execution.execute(run.organization_id, run.pk) == RunStatus.FAILED
 
     run.refresh_from_db()
     assert "3 attempts" in run.error
@@ -253,10 +253,10 @@ def test_a_run_whose_workers_keep_dying_fails_instead_of_being_taken_over_foreve
 def test_a_failed_run_replayed_runs_again_as_a_new_run(owner, acme):
     with scripted_destination(400, 201) as destination:
         failed = run_for(forwarding(acme, destination.url))
-        execution.execute(failed.pk)
+        execution.execute(failed.organization_id, failed.pk)
 
         replay = services.replay_run(acme, actor=owner_of(acme), run_id=failed.pk)
-        assert execution.execute(replay.pk) == RunStatus.SUCCEEDED
+        assert execution.execute(replay.organization_id, replay.pk) == RunStatus.SUCCEEDED
 
     failed.refresh_from_db()
     replay.refresh_from_db()
@@ -276,7 +276,7 @@ def test_a_failed_run_replayed_runs_again_as_a_new_run(owner, acme):
 def test_only_failed_runs_can_be_replayed(owner, acme):
     with scripted_destination(201) as destination:
         run = run_for(forwarding(acme, destination.url))
-        execution.execute(run.pk)
+        execution.execute(run.organization_id, run.pk)
 
     from django.core.exceptions import ValidationError
 
@@ -290,9 +290,9 @@ def test_a_step_whose_credential_was_deleted_fails_the_run_saying_so(owner, acme
         run = run_for(hook)
         from portal.vault.models import Credential
 
-        Credential.objects.filter(application="rest").delete()
+        every(Credential).filter(application="rest").delete()
 
-        assert execution.execute(run.pk) == RunStatus.FAILED
+        assert execution.execute(run.organization_id, run.pk) == RunStatus.FAILED
 
     run.refresh_from_db()
     assert "credential was deleted" in run.error
@@ -306,10 +306,10 @@ def test_a_run_re_executed_after_its_worker_died_mid_post_is_recorded_once_by_th
 ):
     with scripted_destination(201) as destination:
         run = run_for(forwarding(acme, destination.url))
-        execution.execute(run.pk)
+        execution.execute(run.organization_id, run.pk)
         died_during_last_step(run)
 
-        assert execution.execute(run.pk) == RunStatus.SUCCEEDED
+        assert execution.execute(run.organization_id, run.pk) == RunStatus.SUCCEEDED
 
     assert len(destination.requests) == 2  # sent again, with the same key
     assert destination.documents == [{"email": "ada@example.com"}]
@@ -321,11 +321,11 @@ def test_a_resumed_run_does_not_repeat_an_action_that_succeeded(owner, acme, san
     with scripted_destination(201) as destination:
         hook = booking(acme, destination.url)
         run = run_for(hook, {"email": "ada@example.com", "event": scheduled_event(sandbox)})
-        execution.execute(run.pk)
+        execution.execute(run.organization_id, run.pk)
         died_during_last_step(run)
         sandbox.clear_exchanges()
 
-        assert execution.execute(run.pk) == RunStatus.SUCCEEDED
+        assert execution.execute(run.organization_id, run.pk) == RunStatus.SUCCEEDED
 
     assert sandbox.exchanges == []
     assert len(destination.documents) == 1
@@ -338,10 +338,10 @@ def test_a_retried_run_forwards_what_its_first_attempt_would_have_secrets_includ
             forwarding(acme, destination.url, mapping=mapping),
             {"email": "a@b.c", "t": "s3cr3t-value"},
         )
-        execution.execute(run.pk)
-        Run.objects.filter(pk=run.pk).update(status=RunStatus.RETRYING, next_attempt_at=None)
+        execution.execute(run.organization_id, run.pk)
+        every(Run).filter(pk=run.pk).update(status=RunStatus.RETRYING, next_attempt_at=None)
 
-        assert execution.execute(run.pk) == RunStatus.SUCCEEDED
+        assert execution.execute(run.organization_id, run.pk) == RunStatus.SUCCEEDED
 
     assert destination.documents == [{"email": "a@b.c", "api_token": "s3cr3t-value"}]
 
@@ -359,7 +359,7 @@ def test_a_runs_stored_input_output_and_steps_have_token_like_values_redacted(ow
             forwarding(acme, destination.url, mapping=mapping),
             {"email": "ada@example.com", "api_token": "tok-9f8e7d6c5b4a"},
         )
-        execution.execute(run.pk)
+        execution.execute(run.organization_id, run.pk)
 
     assert destination.documents == [{"email": "ada@example.com", "api_token": "tok-9f8e7d6c5b4a"}]
     run.refresh_from_db()
@@ -373,7 +373,7 @@ def test_the_destinations_credential_is_never_stored_even_when_the_destination_e
 ):
     with scripted_destination(201, echo="Authorization") as destination:
         run = run_for(forwarding(acme, destination.url))
-        execution.execute(run.pk)
+        execution.execute(run.organization_id, run.pk)
 
     run.refresh_from_db()
     assert run.output["seen"] == "Bearer [redacted]"
@@ -383,7 +383,7 @@ def test_the_destinations_credential_is_never_stored_even_when_the_destination_e
 def test_an_error_quoting_a_secret_is_stored_without_it(owner, acme):
     with scripted_destination((400, {}), echo="Authorization") as destination:
         run = run_for(forwarding(acme, destination.url))
-        execution.execute(run.pk)
+        execution.execute(run.organization_id, run.pk)
 
     assert len(destination.requests) == 1
     assert TOKEN not in stored_text(run)
@@ -415,7 +415,7 @@ def test_workers_together_stay_within_a_credentials_rate_budget(
         def worker(mine: list[Run]):
             try:
                 for run in mine:
-                    execution.execute(run.pk)
+                    execution.execute(run.organization_id, run.pk)
             finally:
                 connection.close()
 
@@ -429,8 +429,8 @@ def test_workers_together_stay_within_a_credentials_rate_budget(
     assert len(fetches) == budget
     assert all(e.status == 200 for e in fetches)
     statuses = sorted(
-        Run.objects.filter(pk__in=[r.pk for r in batch]).values_list("status", flat=True)
+        every(Run).filter(pk__in=[r.pk for r in batch]).values_list("status", flat=True)
     )
     assert statuses == [RunStatus.RETRYING] * 3 + [RunStatus.SUCCEEDED] * 3
-    waiting = Run.objects.filter(status=RunStatus.RETRYING)
+    waiting = every(Run).filter(status=RunStatus.RETRYING)
     assert all("rate" in run.error.lower() for run in waiting)

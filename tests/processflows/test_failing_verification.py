@@ -16,7 +16,7 @@ from portal.processflows import registration, selectors, services
 from portal.processflows.models import Deployment, RejectedDelivery, TriggerEvent
 from portal.processflows.registration import processflow_url
 from portal.vault import calls
-from tests.factories import make_credential, make_processflow, owner_of, webhook_definition
+from tests.factories import every, make_credential, make_processflow, owner_of, webhook_definition
 from tests.processflows.reliability.support import Hook, delivery, deploy_hook
 
 BASE = "/api/v1/organizations/acme"
@@ -82,7 +82,7 @@ def test_an_accepted_delivery_ends_the_failing_state(client, hook):
 
 def test_rejections_older_than_24_hours_do_not_count(client, hook):
     reject(client, hook, 3)
-    RejectedDelivery.objects.filter(deployment=hook.deployment).update(
+    every(RejectedDelivery).filter(deployment=hook.deployment).update(
         received_at=timezone.now() - timedelta(hours=24, minutes=1)
     )
 
@@ -225,7 +225,7 @@ def test_calendly_deliveries_signed_with_a_foreign_key_show_failing_verification
 
     [sent] = calendly_sandbox.wait_for_deliveries()
     assert {status for status, _ in sent.attempts} == {401}  # Calendly retried, then gave up
-    target = Deployment.objects.get(pk=target.pk)
+    target = every(Deployment).get(pk=target.pk)
     assert target.registration_state == "active"
     body = api(cast["member"], acme).get(f"{BASE}/processflows/{flow.pk}/deployment/").json()
     assert body["delivery_verification"]["state"] == "failing_verification"

@@ -19,6 +19,7 @@ from django.test import Client
 
 from portal.processflows import outbox
 from portal.processflows.models import Outbox, Run, RunStatus, TriggerEvent
+from tests.factories import every
 from tests.netproxy import TcpProxy
 from tests.processes import child_database_url as database_url
 from tests.processes import purge_queues, start_worker, wait_for
@@ -124,7 +125,7 @@ def until_all_succeeded(hook: Hook, count: int, processes: Processes, *, sweep: 
 
 def assert_processed_exactly_once(hook: Hook, emails: list[str], received: list) -> None:
     assert sorted(document["email"] for document in received) == sorted(emails)
-    events = TriggerEvent.objects.filter(deployment=hook.deployment)
+    events = every(TriggerEvent).filter(deployment=hook.deployment)
     assert events.count() == len(emails)
     assert not Outbox.objects.filter(event__in=events, done_at=None).exists()
     per_event = Counter(runs_of(hook).filter(replay_of=None).values_list("event_id", flat=True))
@@ -153,7 +154,7 @@ def test_runs_in_flight_when_the_worker_is_killed_end_processed_exactly_once(
 
         first.kill(signal.SIGKILL)
         first.popen.wait(timeout=10)
-        assert Run.objects.filter(status=RunStatus.RUNNING).exists()  # killed mid-run
+        assert every(Run).filter(status=RunStatus.RUNNING).exists()  # killed mid-run
         processes.supervise()  # a new worker, as the process supervisor starts one
         assert processes.restarts == 1
         until_all_succeeded(hook, len(emails), processes, sweep=True)
@@ -191,7 +192,7 @@ def test_deliveries_accepted_while_redis_is_down_are_processed_exactly_once_afte
         answers = [hook.send(url, delivery(email=email)).status_code for email in emails]
 
         assert answers == [202] * len(emails), processes.logs()
-        assert TriggerEvent.objects.filter(deployment=hook.deployment).count() == len(emails)
+        assert every(TriggerEvent).filter(deployment=hook.deployment).count() == len(emails)
         proxy.restore()
         until_all_succeeded(hook, len(emails), processes, sweep=True)
         received = destination.documents
@@ -252,4 +253,4 @@ def test_intake_answers_503_and_never_2xx_while_the_database_is_unreachable(
 
     assert after.status_code == 202, after.text
     # Before and after: nothing was stored (or half-stored) during the outage.
-    assert TriggerEvent.objects.filter(deployment=hook.deployment).count() == 2
+    assert every(TriggerEvent).filter(deployment=hook.deployment).count() == 2

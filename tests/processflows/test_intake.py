@@ -22,7 +22,7 @@ from portal.processflows.models import (
     TriggerEvent,
 )
 from portal.processflows.relay import relay_once
-from tests.factories import make_credential, make_processflow
+from tests.factories import every, make_credential, make_processflow
 from tests.processflows.reliability.support import (
     Hook,
     delivery,
@@ -51,19 +51,19 @@ def hook(owner, acme) -> Hook:
 
 
 def stored(hook: Hook) -> int:
-    return TriggerEvent.objects.filter(deployment=hook.deployment).count()
+    return every(TriggerEvent).filter(deployment=hook.deployment).count()
 
 
 def rejections(hook: Hook) -> list[tuple[int, str]]:
     return list(
-        RejectedDelivery.objects.filter(deployment=hook.deployment).values_list(
-            "status_code", "reason"
-        )
+        every(RejectedDelivery)
+        .filter(deployment=hook.deployment)
+        .values_list("status_code", "reason")
     )
 
 
 def bad_signatures(hook: Hook) -> int:
-    return Deployment.objects.get(pk=hook.deployment.pk).bad_signature_count
+    return every(Deployment).get(pk=hook.deployment.pk).bad_signature_count
 
 
 # --- Accepting ---------------------------------------------------------------------------------
@@ -84,7 +84,7 @@ def test_a_signed_delivery_is_answered_202_with_its_event_and_outbox_entry_commi
     seen = {}
 
     def look():
-        seen["event"] = TriggerEvent.objects.filter(pk=event_id).values_list("body", flat=True)[0]
+        seen["event"] = every(TriggerEvent).filter(pk=event_id).values_list("body", flat=True)[0]
         seen["outbox"] = Outbox.objects.filter(event_id=event_id, done_at=None).count()
         connection.close()
 
@@ -104,7 +104,7 @@ def test_an_accepted_event_keeps_its_name_and_the_headers_that_matter_but_no_cre
     response = hook.post(client, body, headers=headers)
 
     assert response.status_code == 202
-    event = TriggerEvent.objects.get(pk=response.json()["event"])
+    event = every(TriggerEvent).get(pk=response.json()["event"])
     assert event.event_name == "invitee.created"
     assert event.source == TriggerEvent.Source.WEBHOOK
     assert SIGNATURE_HEADER.lower() in {name.lower() for name in event.headers}
@@ -119,7 +119,7 @@ def test_a_redelivery_of_one_event_is_stored_once_and_counted_as_a_duplicate(cli
     assert first.status_code == 202
     assert again.status_code == 200
     assert stored(hook) == 1
-    assert TriggerEvent.objects.get(deployment=hook.deployment).duplicates == 1
+    assert every(TriggerEvent).get(deployment=hook.deployment).duplicates == 1
     assert Outbox.objects.filter(event__deployment=hook.deployment).count() == 1
 
 
@@ -130,7 +130,7 @@ def test_a_redelivered_event_is_processed_once(client, hook, relay):
 
     relay()
 
-    runs = Run.objects.filter(processflow=hook.flow)
+    runs = every(Run).filter(processflow=hook.flow)
     assert [run.status for run in runs] == [RunStatus.SUCCEEDED]
     assert runs[0].output == {"email": "ada@example.com"}
 
@@ -150,7 +150,7 @@ def test_an_event_the_flow_does_not_subscribe_to_is_accepted_but_starts_no_run(c
     relay()
 
     assert response.status_code == 202
-    assert not Run.objects.filter(processflow=hook.flow).exists()
+    assert not every(Run).filter(processflow=hook.flow).exists()
     assert Outbox.objects.get(event_id=response.json()["event"]).done_at is not None
 
 
@@ -249,7 +249,7 @@ def test_deliveries_signed_with_the_previous_deployments_key_are_accepted_during
     response = new.post(client, delivery(), key=old.key)
 
     assert response.status_code == 202
-    assert TriggerEvent.objects.get(pk=response.json()["event"]).deployment == new.deployment
+    assert every(TriggerEvent).get(pk=response.json()["event"]).deployment == new.deployment
 
 
 def test_deliveries_signed_with_a_key_retired_before_the_grace_period_are_refused(
@@ -273,7 +273,7 @@ def test_deliveries_signed_with_a_key_retired_before_the_grace_period_are_refuse
 
 def test_a_flow_undeployed_after_a_delivery_refuses_the_next_one_at_once(client, hook):
     assert hook.post(client, delivery(email="first@example.com")).status_code == 202
-    Deployment.objects.filter(pk=hook.deployment.pk).update(
+    every(Deployment).filter(pk=hook.deployment.pk).update(
         state="undeployed", undeployed_at=timezone.now()
     )
 
@@ -287,7 +287,7 @@ def test_a_redeployed_flow_accepts_deliveries_signed_with_its_new_key_at_once(cl
     flow = make_processflow(acme, make_credential(acme))
     old = deploy_hook(flow)
     assert old.post(client, delivery(email="before@example.com")).status_code == 202
-    Deployment.objects.filter(pk=old.deployment.pk).update(
+    every(Deployment).filter(pk=old.deployment.pk).update(
         state="undeployed", undeployed_at=timezone.now() - timedelta(days=2)
     )
     new = deploy_hook(flow)
@@ -295,7 +295,7 @@ def test_a_redeployed_flow_accepts_deliveries_signed_with_its_new_key_at_once(cl
     response = new.post(client, delivery(email="after@example.com"))
 
     assert response.status_code == 202
-    assert TriggerEvent.objects.get(pk=response.json()["event"]).deployment == new.deployment
+    assert every(TriggerEvent).get(pk=response.json()["event"]).deployment == new.deployment
     assert rejections(new) == []
 
 
@@ -395,11 +395,11 @@ def test_an_unknown_processflow_url_is_404(client, hook):
     )  # fmt: skip
 
     assert response.status_code == 404
-    assert not RejectedDelivery.objects.exists()
+    assert not every(RejectedDelivery).exists()
 
 
 def test_an_undeployed_processflow_url_is_404(client, hook):
-    Deployment.objects.filter(pk=hook.deployment.pk).update(
+    every(Deployment).filter(pk=hook.deployment.pk).update(
         state=Deployment.State.UNDEPLOYED, undeployed_at=timezone.now()
     )
 

@@ -21,7 +21,7 @@ from portal.processflows.models import (
 )
 from portal.processflows.registration import processflow_url
 from portal.processflows.signing import signing_key
-from tests.factories import make_credential, make_processflow, owner_of, webhook_definition
+from tests.factories import every, make_credential, make_processflow, owner_of, webhook_definition
 
 BASE = "/api/v1/organizations/acme"
 TYPED_KEY = "my-own-signing-key-1234567890"
@@ -64,10 +64,10 @@ def manual_definition(credential) -> dict:
 
 def run_once(deployment: Deployment):
     """What the scheduler and a worker do for one tick of a polling deployment."""
-    assert polling.poll(deployment.pk) == 1
-    event = TriggerEvent.objects.filter(deployment=deployment).latest("pk")
-    run = runs.start_run_for_event(event.pk)
-    execution.execute(run.pk)
+    assert polling.poll(deployment.organization_id, deployment.pk) == 1
+    event = every(TriggerEvent).filter(deployment=deployment).latest("pk")
+    run = runs.start_run_for_event(event.organization_id, event.pk)
+    execution.execute(run.organization_id, run.pk)
     run.refresh_from_db()
     return run
 
@@ -94,7 +94,7 @@ def test_saving_a_subscription_step_with_a_signing_key_row_is_refused_on_that_ro
     assert errors["steps[0].filters.signing_key"][0].startswith(REFUSAL)
     assert "that processflow's own signing key" in errors["steps[0].filters.signing_key"][0]
     assert TYPED_KEY not in str(errors)
-    assert not Processflow.objects.filter(name="Subscribe").exists()
+    assert not every(Processflow).filter(name="Subscribe").exists()
 
 
 def test_the_api_refuses_a_signing_key_row_with_400_naming_the_row(api, acme, cast, credential):
@@ -134,7 +134,7 @@ def test_the_editor_shows_the_refusal_on_the_steps_filter_rows(login, cast, cred
     errors = response.context["form"].errors
     assert list(errors) == ["step0_filters"]
     assert errors["step0_filters"][0].startswith(REFUSAL)
-    assert not Processflow.objects.exists()
+    assert not every(Processflow).exists()
 
 
 def test_the_editor_does_not_offer_signing_key_for_create_webhook_subscription(login, cast):
@@ -213,7 +213,7 @@ def test_the_manual_way_delivers_to_the_portal_once_the_typed_key_is_refused(
     [delivery] = calendly_sandbox.wait_for_deliveries()
     assert delivery.url == url
     assert [status for status, _ in delivery.attempts] == [202]
-    event = TriggerEvent.objects.get(deployment=target)
+    event = every(TriggerEvent).get(deployment=target)
     assert event.event_name == "invitee.created"
-    assert not RejectedDelivery.objects.filter(deployment=target).exists()
+    assert not every(RejectedDelivery).filter(deployment=target).exists()
     assert signing_key(target, purpose="a test") != TYPED_KEY

@@ -13,7 +13,7 @@ from django.utils import timezone
 from portal.processflows import outbox, tasks
 from portal.processflows.models import Outbox, Run, RunStatus
 from portal.processflows.relay import relay_once
-from tests.factories import make_credential, make_event, make_processflow, make_run
+from tests.factories import every, make_credential, make_event, make_processflow, make_run
 from tests.processflows.reliability.support import Hook, deploy_hook, eager_tasks
 
 BOUND = 60
@@ -69,7 +69,7 @@ def test_the_relay_publishes_a_stored_event_at_once_and_marks_it(
     entry.refresh_from_db()
     assert entry.published_at is not None
     assert entry.done_at is not None
-    assert Run.objects.get(event=entry.event).status == RunStatus.SUCCEEDED
+    assert every(Run).get(event=entry.event).status == RunStatus.SUCCEEDED
 
 
 def test_the_relay_publishes_each_entry_once(hook):
@@ -96,7 +96,7 @@ def test_an_event_never_published_is_published_once_the_bound_has_passed(hook, s
 
     assert sweep()["events"] == 1
 
-    run = Run.objects.get(event=entry.event)
+    run = every(Run).get(event=entry.event)
     assert run.status == RunStatus.SUCCEEDED
     assert run.output == {"email": "ada@example.com"}
     entry.refresh_from_db()
@@ -108,7 +108,7 @@ def test_an_event_younger_than_the_bound_is_left_to_the_relay(hook, sweep):
     entry = accepted(hook, age=BOUND - 5)
 
     assert sweep()["events"] == 0
-    assert not Run.objects.filter(event=entry.event).exists()
+    assert not every(Run).filter(event=entry.event).exists()
 
 
 def test_a_done_entry_is_not_published_again(hook, sweep):
@@ -117,7 +117,7 @@ def test_a_done_entry_is_not_published_again(hook, sweep):
     Outbox.objects.filter(pk=entry.pk).update(created_at=ago(10 * BOUND))
 
     assert sweep()["events"] == 0
-    assert Run.objects.filter(event=entry.event).count() == 1
+    assert every(Run).filter(event=entry.event).count() == 1
 
 
 def test_an_entry_published_but_never_done_is_published_again_only_after_another_bound(hook):
@@ -136,11 +136,11 @@ def test_an_entry_published_but_never_done_is_published_again_only_after_another
 def test_processing_an_event_twice_makes_one_run(hook):
     entry = accepted(hook)
 
-    first = tasks.process_event(entry.event_id)
-    second = tasks.process_event(entry.event_id)
+    first = tasks.process_event(hook.flow.organization_id, entry.event_id)
+    second = tasks.process_event(hook.flow.organization_id, entry.event_id)
 
     assert first == second
-    assert Run.objects.filter(event=entry.event).count() == 1
+    assert every(Run).filter(event=entry.event).count() == 1
     entry.refresh_from_db()
     assert entry.done_at is not None
 
@@ -154,7 +154,7 @@ def test_processing_an_event_in_two_workers_at_once_makes_one_run(transactional_
     def worker():
         barrier.wait()
         try:
-            results.append(tasks.process_event(entry.event_id))
+            results.append(tasks.process_event(hook.flow.organization_id, entry.event_id))
         finally:
             connection.close()
 
@@ -164,7 +164,7 @@ def test_processing_an_event_in_two_workers_at_once_makes_one_run(transactional_
     for thread in threads:
         thread.join()
 
-    assert Run.objects.filter(event=entry.event).count() == 1
+    assert every(Run).filter(event=entry.event).count() == 1
     assert results[0] == results[1]
 
 
@@ -173,8 +173,33 @@ def test_processing_an_event_that_no_longer_exists_does_nothing(hook):
     event_id = entry.event_id
     entry.event.delete()
 
-    assert tasks.process_event(event_id) is None
-    assert not Run.objects.exists()
+    assert tasks.process_event(hook.flow.organization_id, event_id) is None
+    assert not every(Run).exists()
+
+
+def test_a_message_naming_another_organizations_event_does_nothing(hook, globex):
+    entry = accepted(hook)
+
+    assert tasks.process_event(globex.pk, entry.event_id) is None
+    assert not every(Run).exists()
+
+
+def test_messages_queued_before_they_carried_their_organization_are_skipped_and_sent_again(
+    hook, sweep
+):
+    entry = accepted(hook, age=BOUND + 1)
+    run = make_run(accepted(hook, email="grace@example.com").event)
+
+    # The old form of each message: the row's id alone.
+    assert tasks.process_event(entry.event_id) is None
+    assert tasks.execute_run(run.pk) is None
+    assert not every(Run).filter(event=entry.event).exists()
+    run.refresh_from_db()
+    assert run.status == RunStatus.QUEUED
+
+    # What they asked for is still due: the sweeper sends it again, in the new form.
+    assert sweep()["events"] == 1
+    assert every(Run).get(event=entry.event).status == RunStatus.SUCCEEDED
 
 
 # --- The sweeper: runs ----------------------------------------------------------------------------
@@ -215,7 +240,7 @@ def test_a_run_whose_lease_is_still_valid_is_left_to_its_worker(hook, sweep):
 
 def test_a_queued_run_whose_message_was_lost_is_queued_again_after_the_bound(hook, sweep):
     run = make_run(make_event(hook.deployment))
-    Run.objects.filter(pk=run.pk).update(created_at=ago(BOUND + 1))
+    every(Run).filter(pk=run.pk).update(created_at=ago(BOUND + 1))
 
     assert sweep()["runs"] == 1
     run.refresh_from_db()
@@ -230,11 +255,11 @@ def test_a_queued_run_younger_than_the_bound_is_left_in_the_queue(hook):
 
 def test_a_waiting_run_is_published_again_at_most_once_per_bound(hook):
     run = make_run(make_event(hook.deployment))
-    Run.objects.filter(pk=run.pk).update(created_at=ago(BOUND + 1))
+    every(Run).filter(pk=run.pk).update(created_at=ago(BOUND + 1))
 
     first = outbox.sweep()["runs"]
     second = outbox.sweep()["runs"]
-    Run.objects.filter(pk=run.pk).update(next_attempt_at=ago(BOUND + 1))
+    every(Run).filter(pk=run.pk).update(next_attempt_at=ago(BOUND + 1))
     third = outbox.sweep()["runs"]
 
     assert [first, second, third] == [1, 0, 1]
@@ -249,7 +274,7 @@ def test_a_retrying_run_not_yet_due_is_left_alone(hook):
         attempt=1,
         next_attempt_at=timezone.now() + timedelta(seconds=300),
     )
-    Run.objects.filter(pk=run.pk).update(created_at=ago(10 * BOUND))
+    every(Run).filter(pk=run.pk).update(created_at=ago(10 * BOUND))
 
     assert outbox.sweep()["runs"] == 0
 
@@ -271,6 +296,6 @@ def test_a_retrying_run_overdue_by_more_than_the_bound_is_queued_again(hook, swe
 def test_finished_runs_are_never_published_again(hook):
     event = make_event(hook.deployment)
     make_run(event, status=RunStatus.SUCCEEDED, attempt=1)
-    Run.objects.update(created_at=ago(10 * BOUND))
+    every(Run).update(created_at=ago(10 * BOUND))
 
     assert outbox.sweep()["runs"] == 0

@@ -18,7 +18,14 @@ from portal.processflows.models import (
     StepRun,
 )
 from portal.processflows.registration import processflow_url
-from tests.factories import make_credential, make_deployment, make_event, make_processflow, make_run
+from tests.factories import (
+    every,
+    make_credential,
+    make_deployment,
+    make_event,
+    make_processflow,
+    make_run,
+)
 
 
 @pytest.fixture
@@ -112,7 +119,7 @@ def test_the_editor_does_not_offer_a_flows_own_url(as_member, flow):
 
 def test_saving_the_editor_creates_version_1(as_member, credential):
     response = as_member.post("/o/acme/processflows/new/", form_data(credential))
-    flow = Processflow.objects.get()
+    flow = every(Processflow).get()
     assert response.status_code == 302
     assert response["Location"] == f"/o/acme/processflows/{flow.pk}/"
     definition = flow.versions.get().definition
@@ -136,7 +143,7 @@ def test_an_unreadable_filter_row_shows_its_error_and_keeps_what_was_typed(as_me
     assert "uuid {{ trigger.payload.uri }}" in html
     assert "title = {{ steps.event.resource.name }}" in html
     assert 'value="Bookings"' in html
-    assert not Processflow.objects.exists()
+    assert not every(Processflow).exists()
 
 
 def test_a_row_that_fails_the_schema_is_shown_on_its_step(as_member, credential):
@@ -201,7 +208,7 @@ def test_a_polling_flow_is_made_in_the_editor(as_member, credential):
     )
     response = as_member.post("/o/acme/processflows/new/", data)
     assert response.status_code == 302, response.context["form"].errors
-    definition = Processflow.objects.get().versions.get().definition
+    definition = every(Processflow).get().versions.get().definition
     assert definition["trigger"] == {"type": "polling", "schedule": {"once": True}, "source": None}
     assert definition["steps"][0]["filters"][0] == ["events[]", "invitee.created"]
 
@@ -225,7 +232,7 @@ def test_deploying_from_the_page_shows_the_registration_state(sandbox, as_member
     assert 'id="registration-state"><span class="badge pending">Pending' in html
     assert 'hx-trigger="every 2s"' in html  # the panel refreshes while pending
 
-    tasks.register_subscription(flow.deployments.get().pk)
+    tasks.register_subscription(flow.organization_id, flow.deployments.get().pk)
     panel = page(as_member, f"/o/acme/processflows/{flow.pk}/state/")
     assert '<span class="badge active">Active</span>' in panel
     assert sandbox.subscriptions[0]["uri"] in panel
@@ -239,7 +246,7 @@ def test_a_failed_registration_shows_the_apis_message(sandbox, acme, as_member):
     free = make_credential(acme, name="Freelancer", token=seed.FREE_PLAN_TOKEN)
     flow = make_processflow(acme, free)
     as_member.post(f"/o/acme/processflows/{flow.pk}/deploy/")
-    tasks.register_subscription(flow.deployments.get().pk)
+    tasks.register_subscription(flow.organization_id, flow.deployments.get().pk)
     html = page(as_member, f"/o/acme/processflows/{flow.pk}/")
     assert '<span class="badge failed">Failed</span>' in html
     assert "upgrade" in html.lower()
@@ -252,7 +259,7 @@ def test_deploying_with_an_invalid_credential_is_refused_on_the_page(sandbox, as
     response = as_member.post(f"/o/acme/processflows/{flow.pk}/deploy/", follow=True)
     html = response.content.decode()
     assert "Credential &#x27;Sales team&#x27; (Calendly) is not valid" in html
-    assert not Deployment.objects.exists()
+    assert not every(Deployment).exists()
 
 
 def test_undeploying_from_the_page(sandbox, as_member, flow):
@@ -268,14 +275,14 @@ def test_deleting_a_deployed_flow_is_refused_on_the_page(sandbox, as_member, flo
     as_member.post(f"/o/acme/processflows/{flow.pk}/deploy/")
     response = as_member.post(f"/o/acme/processflows/{flow.pk}/delete/", follow=True)
     assert "Undeploy the processflow before deleting it." in response.content.decode()
-    assert Processflow.objects.filter(pk=flow.pk).exists()
+    assert every(Processflow).filter(pk=flow.pk).exists()
 
 
 def test_deleting_an_undeployed_flow_from_the_page(as_member, flow):
     assert "Delete processflow" in page(as_member, f"/o/acme/processflows/{flow.pk}/delete/")
     response = as_member.post(f"/o/acme/processflows/{flow.pk}/delete/")
     assert response["Location"] == "/o/acme/processflows/"
-    assert not Processflow.objects.exists()
+    assert not every(Processflow).exists()
 
 
 # --- Runs and events ------------------------------------------------------------------------
@@ -311,7 +318,7 @@ def test_the_run_history_filters_by_status(as_member, runs):
 
 
 def test_the_run_history_filters_by_flow_and_time(acme, as_member, credential, runs, flow):
-    Run.objects.filter(pk=runs["ok"].pk).update(created_at=timezone.now() - timedelta(days=2))
+    every(Run).filter(pk=runs["ok"].pk).update(created_at=timezone.now() - timedelta(days=2))
     since = (timezone.localtime() - timedelta(days=1)).strftime("%Y-%m-%dT%H:%M")
     assert run_links(page(as_member, f"/o/acme/runs/?since={since}")) == {runs["failed"].pk}
     other = make_processflow(acme, credential, name="Other")
@@ -335,7 +342,7 @@ def test_a_failed_run_shows_its_steps_and_a_replay_button(as_member, runs):
 
 def test_replaying_from_the_page_opens_the_new_run(as_member, runs):
     response = as_member.post(f"/o/acme/runs/{runs['failed'].pk}/replay/")
-    new = Run.objects.get(replay_of=runs["failed"])
+    new = every(Run).get(replay_of=runs["failed"])
     assert response["Location"] == f"/o/acme/runs/{new.pk}/"
     html = page(as_member, response["Location"])
     assert f"Replaying as run {new.pk}." in html
@@ -394,8 +401,8 @@ def test_a_viewers_posts_are_refused(as_viewer, credential, flow, runs):
         (f"/o/acme/runs/{runs['failed'].pk}/replay/", {}),
     ):
         assert as_viewer.post(path, data).status_code == 403, path
-    assert Processflow.objects.get().name == "Bookings"
-    assert not Run.objects.filter(replay_of__isnull=False).exists()
+    assert every(Processflow).get().name == "Bookings"
+    assert not every(Run).filter(replay_of__isnull=False).exists()
 
 
 def test_another_organizations_pages_are_not_found(login, cast, flow, runs):
@@ -408,7 +415,7 @@ def test_another_organizations_pages_are_not_found(login, cast, flow, runs):
 
 def test_the_dashboard_counts_runs_of_the_last_24_hours_by_status(as_member, runs, flow):
     old = make_run(make_event(flow.deployments.get()), status=RunStatus.SUCCEEDED)
-    Run.objects.filter(pk=old.pk).update(created_at=timezone.now() - timedelta(hours=25))
+    every(Run).filter(pk=old.pk).update(created_at=timezone.now() - timedelta(hours=25))
     response = as_member.get("/o/acme/")
     assert response.status_code == 200
     counts = {value: count for value, _, count in response.context["runs_by_status"]}
@@ -422,7 +429,7 @@ def test_no_page_reveals_the_signing_key(sandbox, as_member, flow):
 
     as_member.post(f"/o/acme/processflows/{flow.pk}/deploy/")
     deployment = flow.deployments.get()
-    tasks.register_subscription(deployment.pk)
+    tasks.register_subscription(deployment.organization_id, deployment.pk)
     deployment.refresh_from_db()
     key = signing_key(deployment, purpose="a test")
     for path in (

@@ -12,7 +12,7 @@ from connectors.calendly.sandbox import seed
 from portal.processflows import polling, services, tasks
 from portal.processflows.models import Deployment, Outbox, TriggerEvent
 from portal.tenancy.models import Membership
-from tests.factories import make_credential, make_processflow
+from tests.factories import every, make_credential, make_processflow
 
 
 @pytest.fixture
@@ -23,7 +23,7 @@ def sandbox(calendly_sandbox, settings):
 
 @pytest.fixture
 def owner_membership(acme, owner) -> Membership:
-    return Membership.objects.get(organization=acme, user=owner)
+    return every(Membership).get(organization=acme, user=owner)
 
 
 def polling_definition(schedule, source=None) -> dict:
@@ -47,11 +47,30 @@ def test_deploying_schedules_an_interval_on_the_actions_queue(acme, owner_member
     task = PeriodicTask.objects.get(pk=deployment.schedule_id)
     assert task.task == "portal.actions.poll"
     assert task.queue == "actions"
-    assert json.loads(task.args) == [deployment.pk]
+    assert json.loads(task.args) == [deployment.organization_id, deployment.pk]
     assert (task.interval.every, task.interval.period) == (300, "seconds")
     assert task.crontab is None
     assert task.enabled
     assert not task.one_off
+
+
+def test_upgrading_gives_the_existing_schedules_their_organization(acme, owner_membership):
+    import importlib
+
+    from django.db import connection
+    from django.db.migrations.loader import MigrationLoader
+
+    deployment = deploy(acme, owner_membership, make_polling_flow(acme, {"every_seconds": 300}))
+    PeriodicTask.objects.filter(pk=deployment.schedule_id).update(args=json.dumps([deployment.pk]))
+    name = "0004_poll_schedules_carry_organization"
+    migration = importlib.import_module(f"portal.processflows.migrations.{name}")
+
+    migration.add_organization(
+        MigrationLoader(connection).project_state(("processflows", name)).apps, None
+    )
+
+    task = PeriodicTask.objects.get(pk=deployment.schedule_id)
+    assert json.loads(task.args) == [acme.pk, deployment.pk]
 
 
 def test_deploying_schedules_a_cron_expression(acme, owner_membership):
@@ -92,7 +111,7 @@ def test_editing_the_schedule_and_redeploying_changes_it(acme, owner_membership)
     task = PeriodicTask.objects.get()
     assert task.pk == second.schedule_id
     assert task.interval.every == 60
-    assert json.loads(task.args) == [second.pk]
+    assert json.loads(task.args) == [second.organization_id, second.pk]
     first.refresh_from_db()
     assert first.schedule is None
 
@@ -107,8 +126,8 @@ def test_undeploying_removes_the_schedule(acme, owner_membership):
 
 def test_a_tick_without_a_source_is_one_event(acme, owner_membership):
     deployment = deploy(acme, owner_membership, make_polling_flow(acme, {"once": True}))
-    assert tasks.poll(deployment.pk) == 1
-    event = TriggerEvent.objects.get()
+    assert tasks.poll(deployment.organization_id, deployment.pk) == 1
+    event = every(TriggerEvent).get()
     assert event.source == TriggerEvent.Source.POLL
     assert event.event_name == "schedule"
     assert "tick" in json.loads(bytes(event.body))
@@ -119,8 +138,8 @@ def test_an_undeployed_flow_is_not_polled(acme, owner_membership):
     flow = make_polling_flow(acme, {"once": True})
     deployment = deploy(acme, owner_membership, flow)
     services.undeploy(acme, actor=owner_membership, processflow_id=flow.pk)
-    assert polling.poll(deployment.pk) == 0
-    assert not TriggerEvent.objects.exists()
+    assert polling.poll(deployment.organization_id, deployment.pk) == 0
+    assert not every(TriggerEvent).exists()
 
 
 # --- A Calendly source ---------------------------------------------------------------------
@@ -145,43 +164,43 @@ def bookings(sandbox, acme, owner_membership, credential) -> Deployment:
 
 
 def stored_uris(deployment=None) -> list[str]:
-    events = TriggerEvent.objects.all()
+    events = every(TriggerEvent).all()
     if deployment is not None:
         events = events.filter(deployment__processflow=deployment.processflow)
     return [json.loads(bytes(e.body))["uri"] for e in events]
 
 
 def test_a_poll_stores_each_record_as_an_event(bookings):
-    assert polling.poll(bookings.pk) == seed.OWNER_EVENT_COUNT
+    assert polling.poll(bookings.organization_id, bookings.pk) == seed.OWNER_EVENT_COUNT
     uris = stored_uris()
     assert len(uris) == len(set(uris)) == seed.OWNER_EVENT_COUNT
     assert all("/scheduled_events/" in uri for uri in uris)
-    assert set(TriggerEvent.objects.values_list("event_name", flat=True)) == {"scheduled_events"}
+    assert set(every(TriggerEvent).values_list("event_name", flat=True)) == {"scheduled_events"}
     assert Outbox.objects.count() == seed.OWNER_EVENT_COUNT
 
 
 def test_a_second_poll_stores_nothing_new(bookings):
-    polling.poll(bookings.pk)
-    assert polling.poll(bookings.pk) == 0
-    assert TriggerEvent.objects.count() == seed.OWNER_EVENT_COUNT
+    polling.poll(bookings.organization_id, bookings.pk)
+    assert polling.poll(bookings.organization_id, bookings.pk) == 0
+    assert every(TriggerEvent).count() == seed.OWNER_EVENT_COUNT
 
 
 def test_a_new_booking_appears_once(sandbox, bookings):
-    polling.poll(bookings.pk)
+    polling.poll(bookings.organization_id, bookings.pk)
     before = set(stored_uris())
     sandbox.fire("invitee.created")  # a new booking on the owner's calendar
 
-    assert polling.poll(bookings.pk) == 1
-    assert polling.poll(bookings.pk) == 0
+    assert polling.poll(bookings.organization_id, bookings.pk) == 1
+    assert polling.poll(bookings.organization_id, bookings.pk) == 0
     [new] = set(stored_uris()) - before
     assert new.startswith(f"{sandbox.url}/scheduled_events/")
-    assert TriggerEvent.objects.count() == seed.OWNER_EVENT_COUNT + 1
+    assert every(TriggerEvent).count() == seed.OWNER_EVENT_COUNT + 1
 
 
 def test_redeploying_does_not_process_old_records_again(
     acme, owner_membership, credential, bookings
 ):
-    polling.poll(bookings.pk)
+    polling.poll(bookings.organization_id, bookings.pk)
     definition = bookings.version.definition
     definition["trigger"]["schedule"] = {"every_seconds": 120}
     services.update_processflow(
@@ -189,18 +208,18 @@ def test_redeploying_does_not_process_old_records_again(
     )
     redeployed = deploy(acme, owner_membership, bookings.processflow)
     assert redeployed.pk != bookings.pk
-    assert polling.poll(redeployed.pk) == 0
+    assert polling.poll(redeployed.organization_id, redeployed.pk) == 0
 
 
 def test_the_cursor_records_each_poll(bookings):
-    polling.poll(bookings.pk)
+    polling.poll(bookings.organization_id, bookings.pk)
     bookings.refresh_from_db()
     assert bookings.cursor["new_records"] == seed.OWNER_EVENT_COUNT
     assert bookings.cursor["records"] == seed.OWNER_EVENT_COUNT
     assert bookings.cursor["last_error"] == ""
     first = bookings.cursor["polled_at"]
 
-    polling.poll(bookings.pk)
+    polling.poll(bookings.organization_id, bookings.pk)
     bookings.refresh_from_db()
     assert bookings.cursor["new_records"] == 0
     assert bookings.cursor["polled_at"] >= first
@@ -208,14 +227,14 @@ def test_the_cursor_records_each_poll(bookings):
 
 def test_the_cursor_records_a_failed_poll(sandbox, bookings):
     sandbox.revoke_token(seed.OWNER_TOKEN)
-    assert polling.poll(bookings.pk) == 0
+    assert polling.poll(bookings.organization_id, bookings.pk) == 0
     bookings.refresh_from_db()
     assert "401" in bookings.cursor["last_error"] or "token" in bookings.cursor["last_error"]
     assert bookings.cursor["new_records"] == 0
-    assert not TriggerEvent.objects.exists()
+    assert not every(TriggerEvent).exists()
 
     sandbox.add_token(seed.OWNER_TOKEN, seed.OWNER_USER_UUID)
-    assert polling.poll(bookings.pk) == seed.OWNER_EVENT_COUNT
+    assert polling.poll(bookings.organization_id, bookings.pk) == seed.OWNER_EVENT_COUNT
     bookings.refresh_from_db()
     assert bookings.cursor["last_error"] == ""
 
@@ -223,7 +242,7 @@ def test_the_cursor_records_a_failed_poll(sandbox, bookings):
 def test_a_poll_whose_credential_was_deleted_says_so(acme, bookings, credential):
     from portal.vault.models import Credential
 
-    Credential.objects.filter(pk=credential.pk).delete()
-    assert polling.poll(bookings.pk) == 0
+    every(Credential).filter(pk=credential.pk).delete()
+    assert polling.poll(bookings.organization_id, bookings.pk) == 0
     bookings.refresh_from_db()
     assert bookings.cursor["last_error"] == "The source's credential was deleted."

@@ -17,7 +17,7 @@ from portal.processflows.registration import RegistrationUnavailable, processflo
 from portal.processflows.signing import signing_key
 from portal.tenancy.models import Membership
 from portal.vault import calls
-from tests.factories import make_credential, make_processflow, webhook_definition
+from tests.factories import every, make_credential, make_processflow, webhook_definition
 
 
 @pytest.fixture
@@ -31,7 +31,7 @@ def sandbox(calendly_sandbox, settings, destination):
 
 @pytest.fixture
 def owner_membership(acme, owner) -> Membership:
-    return Membership.objects.get(organization=acme, user=owner)
+    return every(Membership).get(organization=acme, user=owner)
 
 
 @pytest.fixture
@@ -54,7 +54,7 @@ def deployed(acme, owner_membership, flow) -> Deployment:
     """Deploy, and run the registration task as a worker would."""
     deployment = deploy(acme, owner_membership, flow)
     assert deployment.registration_state == RegistrationState.PENDING
-    tasks.register_subscription(deployment.pk)
+    tasks.register_subscription(deployment.organization_id, deployment.pk)
     deployment.refresh_from_db()
     return deployment
 
@@ -114,7 +114,7 @@ def test_the_deployed_url_accepts_deliveries_only_while_deployed(
     assert client.post(path, b"{}", content_type="application/json").status_code == 401
 
     services.undeploy(acme, actor=owner_membership, processflow_id=flow.pk)
-    tasks.remove_subscription(deployment.pk)
+    tasks.remove_subscription(deployment.organization_id, deployment.pk)
     assert client.post(path, b"{}", content_type="application/json").status_code == 404
 
 
@@ -126,7 +126,10 @@ def test_undeploying_deletes_the_subscription_at_the_application(
     assert undeployed.registration_state == RegistrationState.REMOVING
     assert len(sandbox.subscriptions) == 1
 
-    assert tasks.remove_subscription(deployment.pk) == RegistrationState.REMOVED
+    assert (
+        tasks.remove_subscription(deployment.organization_id, deployment.pk)
+        == RegistrationState.REMOVED
+    )
     assert sandbox.subscriptions == []
     deployment.refresh_from_db()
     assert deployment.state == Deployment.State.UNDEPLOYED
@@ -186,7 +189,7 @@ def test_an_outage_fails_the_registration_for_now_and_asks_for_a_retry(
 def test_the_registration_task_retries_after_an_outage(sandbox, acme, owner_membership, flow):
     deployment = deploy(acme, owner_membership, flow)
     sandbox.inject_fault("/webhook_subscriptions", "status", times=4, status=500, method="POST")
-    result = tasks.register_subscription.apply(args=[deployment.pk])
+    result = tasks.register_subscription.apply(args=[deployment.organization_id, deployment.pk])
     assert result.get() == RegistrationState.ACTIVE
     deployment.refresh_from_db()
     assert deployment.registration_state == RegistrationState.ACTIVE
@@ -201,7 +204,7 @@ def test_redeploying_a_failed_registration_tries_again(sandbox, acme, owner_memb
     again = deploy(acme, owner_membership, flow)
     assert again.pk == deployment.pk
     assert again.registration_state == RegistrationState.PENDING
-    tasks.register_subscription(again.pk)
+    tasks.register_subscription(again.organization_id, again.pk)
     again.refresh_from_db()
     assert again.registration_state == RegistrationState.ACTIVE
 
@@ -254,8 +257,8 @@ def test_redeploying_with_other_events_replaces_the_subscription(
     )
     second = deploy(acme, owner_membership, flow)
     assert second.registration_state == RegistrationState.PENDING
-    tasks.register_subscription(second.pk)
-    tasks.remove_subscription(first.pk)
+    tasks.register_subscription(second.organization_id, second.pk)
+    tasks.remove_subscription(first.organization_id, first.pk)
 
     [subscription] = sandbox.subscriptions
     assert subscription["events"] == ["invitee_no_show.created"]
@@ -323,7 +326,7 @@ def test_the_reconciler_repairs_a_subscription_with_the_wrong_events(
         scope="organization",
         signing_key="x" * 32,
     )
-    Deployment.objects.filter(pk=deployment.pk).update(subscription_uri=other.subscription["uri"])
+    every(Deployment).filter(pk=deployment.pk).update(subscription_uri=other.subscription["uri"])
 
     assert tasks.reconcile_subscriptions() == {"repaired": 1}
     [subscription] = sandbox.subscriptions
@@ -369,7 +372,7 @@ def test_the_reconciler_retries_a_lost_removal(sandbox, acme, owner_membership, 
     deployment = deployed(acme, owner_membership, flow)
     services.undeploy(acme, actor=owner_membership, processflow_id=flow.pk)
     # The removal task was lost with the broker; the bound for retrying it has passed.
-    Deployment.objects.filter(pk=deployment.pk).update(
+    every(Deployment).filter(pk=deployment.pk).update(
         undeployed_at=timezone.now() - timedelta(hours=1)
     )
     assert len(sandbox.subscriptions) == 1
@@ -384,9 +387,12 @@ def test_the_reconciler_retries_a_removal_that_failed(sandbox, acme, owner_membe
     deployment = deployed(acme, owner_membership, flow)
     services.undeploy(acme, actor=owner_membership, processflow_id=flow.pk)
     sandbox.inject_fault("/webhook_subscriptions", "status", times=4, status=500, method="DELETE")
-    assert tasks.remove_subscription(deployment.pk) == RegistrationState.FAILED
+    assert (
+        tasks.remove_subscription(deployment.organization_id, deployment.pk)
+        == RegistrationState.FAILED
+    )
     assert len(sandbox.subscriptions) == 1
-    Deployment.objects.filter(pk=deployment.pk).update(
+    every(Deployment).filter(pk=deployment.pk).update(
         undeployed_at=timezone.now() - timedelta(hours=1)
     )
 
@@ -432,10 +438,10 @@ def run_once(deployment: Deployment):
     from portal.processflows import execution, polling, runs
     from portal.processflows.models import TriggerEvent
 
-    assert polling.poll(deployment.pk) == 1
-    event = TriggerEvent.objects.filter(deployment=deployment).latest("pk")
-    run = runs.start_run_for_event(event.pk)
-    execution.execute(run.pk)
+    assert polling.poll(deployment.organization_id, deployment.pk) == 1
+    event = every(TriggerEvent).filter(deployment=deployment).latest("pk")
+    run = runs.start_run_for_event(event.organization_id, event.pk)
+    execution.execute(run.organization_id, run.pk)
     run.refresh_from_db()
     return run
 
@@ -449,7 +455,10 @@ def test_a_manually_registered_flow_waits_for_its_subscription(
     assert signing_key(deployment, purpose="a test")
     assert sandbox.subscriptions == []
     # Neither the registration task nor the reconciler subscribes it.
-    assert tasks.register_subscription(deployment.pk) == RegistrationState.MANUAL
+    assert (
+        tasks.register_subscription(deployment.organization_id, deployment.pk)
+        == RegistrationState.MANUAL
+    )
     assert tasks.reconcile_subscriptions() == {}
     assert sandbox.subscriptions == []
 
@@ -537,7 +546,7 @@ def test_undeploying_deletes_the_subscription_another_flow_made(
     assert len(sandbox.subscriptions) == 1
 
     services.undeploy(acme, actor=owner_membership, processflow_id=manual_flow.pk)
-    assert tasks.remove_subscription(target.pk) == RegistrationState.REMOVED
+    assert tasks.remove_subscription(target.organization_id, target.pk) == RegistrationState.REMOVED
     assert sandbox.subscriptions == []
 
 
@@ -564,7 +573,10 @@ def test_a_redelivered_registration_task_keeps_the_live_subscription(
 ):
     deployment = deployed(acme, owner_membership, flow)
     key = signing_key(deployment, purpose="a test")
-    assert tasks.register_subscription(deployment.pk) == RegistrationState.ACTIVE
+    assert (
+        tasks.register_subscription(deployment.organization_id, deployment.pk)
+        == RegistrationState.ACTIVE
+    )
     deployment.refresh_from_db()
     [subscription] = sandbox.subscriptions
     assert subscription["uri"] == deployment.subscription_uri

@@ -16,7 +16,7 @@ from django.utils import timezone
 
 from portal.processflows import rejections
 from portal.processflows.models import Deployment, RejectedDelivery
-from tests.factories import make_credential, make_processflow
+from tests.factories import every, make_credential, make_processflow
 from tests.processflows.reliability.support import Hook, delivery, deploy_hook
 
 CAP = 3
@@ -36,7 +36,7 @@ def hook(owner, acme) -> Hook:
 
 def written(hook: Hook) -> tuple[list[RejectedDelivery], list[RejectedDelivery]]:
     """(rows for single rejections, rows standing for the rest of a minute)."""
-    rows = list(RejectedDelivery.objects.filter(deployment=hook.deployment))
+    rows = list(every(RejectedDelivery).filter(deployment=hook.deployment))
     return (
         [r for r in rows if r.unstored_minute is None],
         [r for r in rows if r.unstored_minute is not None],
@@ -61,7 +61,7 @@ def test_only_so_many_refused_deliveries_a_minute_are_stored_and_the_rest_counte
     # The requests may straddle a minute boundary: per minute, `cap` rows and one for the rest.
     assert cap <= len(single) <= 2 * cap
     assert 1 <= len(standing) <= 2
-    assert Deployment.objects.get(pk=hook.deployment.pk).bad_signature_count == len(single)
+    assert every(Deployment).get(pk=hook.deployment.pk).bad_signature_count == len(single)
     assert len(single) + unstored_shown(login(owner), hook) == sent
 
 
@@ -72,7 +72,7 @@ def test_the_count_of_a_finished_minute_is_written_to_its_row(client, hook, cap,
     later = timezone.now() + timedelta(minutes=2)
 
     rows = rejections.with_unstored_counts(
-        RejectedDelivery.objects.filter(deployment=hook.deployment), now=later
+        every(RejectedDelivery).filter(deployment=hook.deployment), now=later
     )
 
     single, standing = written(hook)

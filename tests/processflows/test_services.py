@@ -20,6 +20,7 @@ from portal.processflows.models import (
 from portal.tenancy.models import Membership
 from portal.vault.models import CredentialStatus
 from tests.factories import (
+    every,
     make_credential,
     make_deployment,
     make_event,
@@ -38,12 +39,12 @@ def sandbox(calendly_sandbox, settings):
 
 @pytest.fixture
 def owner_membership(acme, owner) -> Membership:
-    return Membership.objects.get(organization=acme, user=owner)
+    return every(Membership).get(organization=acme, user=owner)
 
 
 @pytest.fixture
 def viewer_membership(acme, viewer) -> Membership:
-    return Membership.objects.get(organization=acme, user=viewer)
+    return every(Membership).get(organization=acme, user=viewer)
 
 
 @pytest.fixture
@@ -153,7 +154,7 @@ def test_names_are_unique_within_an_organization(acme, owner_membership, credent
 def test_another_organization_may_use_the_same_name(globex, outsider, flow):
     theirs = make_processflow(globex, make_credential(globex), name=flow.name)
     assert theirs.name == flow.name
-    assert Processflow.objects.filter(name=flow.name).count() == 2
+    assert every(Processflow).filter(name=flow.name).count() == 2
 
 
 def test_renaming_onto_another_flows_name_is_refused(acme, owner_membership, credential, flow):
@@ -169,7 +170,7 @@ def test_a_viewer_cannot_create_a_flow(acme, viewer_membership, credential):
         services.create_processflow(
             acme, actor=viewer_membership, name="Nope", definition=webhook_definition(credential)
         )
-    assert not Processflow.objects.exists()
+    assert not every(Processflow).exists()
 
 
 def test_a_viewer_cannot_edit_deploy_undeploy_or_delete(acme, viewer_membership, flow):
@@ -191,7 +192,7 @@ def test_a_viewer_cannot_edit_deploy_undeploy_or_delete(acme, viewer_membership,
 def test_another_organizations_flow_is_not_found(globex, outsider, flow):
     from django.http import Http404
 
-    theirs = Membership.objects.get(user=outsider)
+    theirs = every(Membership).get(user=outsider)
     with pytest.raises(Http404):
         services.deploy(globex, actor=theirs, processflow_id=flow.pk)
 
@@ -285,7 +286,7 @@ def test_deleting_a_deployed_flow_is_refused(sandbox, acme, owner_membership, fl
     services.deploy(acme, actor=owner_membership, processflow_id=flow.pk)
     with pytest.raises(ValidationError, match=r"Undeploy the processflow before deleting it\."):
         services.delete_processflow(acme, actor=owner_membership, processflow_id=flow.pk)
-    assert Processflow.objects.filter(pk=flow.pk).exists()
+    assert every(Processflow).filter(pk=flow.pk).exists()
 
 
 def test_an_undeployed_flow_is_deleted_with_its_history(sandbox, acme, owner_membership, flow):
@@ -294,8 +295,8 @@ def test_an_undeployed_flow_is_deleted_with_its_history(sandbox, acme, owner_mem
     deployment = flow.deployments.get()
     make_run(make_event(deployment), status=RunStatus.FAILED)
     services.delete_processflow(acme, actor=owner_membership, processflow_id=flow.pk)
-    assert not Processflow.objects.filter(pk=flow.pk).exists()
-    assert not Run.objects.exists()
+    assert not every(Processflow).filter(pk=flow.pk).exists()
+    assert not every(Run).exists()
 
 
 def test_a_failed_run_is_replayed_as_a_new_run(acme, owner_membership, flow):
@@ -319,14 +320,14 @@ def test_only_failed_runs_can_be_replayed(acme, owner_membership, flow, status):
         ValidationError, match=f"Only failed runs can be replayed; this one is {status}"
     ):
         services.replay_run(acme, actor=owner_membership, run_id=run.pk)
-    assert Run.objects.count() == 1
+    assert every(Run).count() == 1
 
 
 def test_a_viewer_cannot_replay(acme, viewer_membership, flow):
     run = make_run(make_event(make_deployment(flow)), status=RunStatus.FAILED)
     with pytest.raises(PermissionDenied):
         services.replay_run(acme, actor=viewer_membership, run_id=run.pk)
-    assert Run.objects.count() == 1
+    assert every(Run).count() == 1
 
 
 def test_deleting_waits_for_the_subscription_to_be_deleted_at_the_application(
@@ -340,4 +341,4 @@ def test_deleting_waits_for_the_subscription_to_be_deleted_at_the_application(
     )
     with pytest.raises(ValidationError, match="still being deleted at the application"):
         services.delete_processflow(acme, actor=owner_membership, processflow_id=flow.pk)
-    assert Processflow.objects.filter(pk=flow.pk).exists()
+    assert every(Processflow).filter(pk=flow.pk).exists()

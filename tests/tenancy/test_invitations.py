@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from portal.tenancy.models import Invitation, Membership, Role
 from tests.conftest import PASSWORD
+from tests.factories import every
 
 
 def invite(client, org, email, role="member"):
@@ -33,26 +34,26 @@ def test_an_admin_invites_by_email_and_sees_the_link_once(
     link = page.context["invitation_url"]
     assert link in mail.outbox[0].body
     assert link.encode() in page.content
-    invitation = Invitation.objects.get(email="new@acme.test")
+    invitation = every(Invitation).get(email="new@acme.test")
     assert link.rsplit("/", 2)[-2] not in invitation.token_hash  # only a hash is stored
 
 
 def test_a_new_person_accepts_and_becomes_a_member_with_the_invited_role(client, acme, cast):
     from portal.tenancy.services import invite_member
 
-    actor = Membership.objects.get(user=cast["owner"], organization=acme)
+    actor = every(Membership).get(user=cast["owner"], organization=acme)
     issued = invite_member(acme, actor=actor, email="new@acme.test", role=Role.VIEWER)
     response = client.post(link_path(issued.url), {"name": "New Person", "password": PASSWORD})
     assert response.status_code == 302
     user = get_user_model().objects.get(email="new@acme.test")
-    assert Membership.objects.get(user=user, organization=acme).role == Role.VIEWER
+    assert every(Membership).get(user=user, organization=acme).role == Role.VIEWER
     assert client.get(reverse("dashboard:index", kwargs={"org": acme.slug})).status_code == 200
 
 
 def test_an_invitation_link_works_only_once(client, acme, cast):
     from portal.tenancy.services import invite_member
 
-    actor = Membership.objects.get(user=cast["owner"], organization=acme)
+    actor = every(Membership).get(user=cast["owner"], organization=acme)
     issued = invite_member(acme, actor=actor, email="new@acme.test")
     client.post(link_path(issued.url), {"name": "N", "password": PASSWORD})
     client.logout()
@@ -63,9 +64,9 @@ def test_an_invitation_link_works_only_once(client, acme, cast):
 def test_an_expired_invitation_is_refused(client, acme, cast):
     from portal.tenancy.services import invite_member
 
-    actor = Membership.objects.get(user=cast["owner"], organization=acme)
+    actor = every(Membership).get(user=cast["owner"], organization=acme)
     issued = invite_member(acme, actor=actor, email="late@acme.test")
-    Invitation.objects.filter(pk=issued.invitation.pk).update(
+    every(Invitation).filter(pk=issued.invitation.pk).update(
         expires_at=timezone.now() - timedelta(seconds=1)
     )
     response = client.post(link_path(issued.url), {"name": "Late", "password": PASSWORD})
@@ -76,12 +77,12 @@ def test_an_expired_invitation_is_refused(client, acme, cast):
 def test_a_logged_in_user_cannot_accept_someone_elses_invitation(login, acme, cast):
     from portal.tenancy.services import invite_member
 
-    actor = Membership.objects.get(user=cast["owner"], organization=acme)
+    actor = every(Membership).get(user=cast["owner"], organization=acme)
     issued = invite_member(acme, actor=actor, email="someone@acme.test")
     response = login(cast["outsider"]).post(link_path(issued.url))
     assert response.status_code == 400
     assert b"This invitation is for someone@acme.test" in response.content
-    assert not Membership.objects.filter(user=cast["outsider"], organization=acme).exists()
+    assert not every(Membership).filter(user=cast["outsider"], organization=acme).exists()
 
 
 def test_an_existing_user_accepts_while_logged_in_and_joins_a_second_organization(
@@ -89,12 +90,12 @@ def test_an_existing_user_accepts_while_logged_in_and_joins_a_second_organizatio
 ):
     from portal.tenancy.services import invite_member
 
-    actor = Membership.objects.get(user=cast["outsider"], organization=globex)
+    actor = every(Membership).get(user=cast["outsider"], organization=globex)
     issued = invite_member(globex, actor=actor, email=cast["member"].email)
     client = login(cast["member"])
     assert client.post(link_path(issued.url)).status_code == 302
     orgs = set(
-        Membership.objects.filter(user=cast["member"]).values_list("organization__slug", flat=True)
+        every(Membership).filter(user=cast["member"]).values_list("organization__slug", flat=True)
     )
     assert orgs == {"acme", "globex"}
     switcher = client.get(reverse("dashboard:index", kwargs={"org": "acme"}))
@@ -110,7 +111,7 @@ def test_inviting_an_existing_member_is_a_clear_error(login, acme, cast):
 def test_a_weak_password_is_refused_with_the_reason(client, acme, cast):
     from portal.tenancy.services import invite_member
 
-    actor = Membership.objects.get(user=cast["owner"], organization=acme)
+    actor = every(Membership).get(user=cast["owner"], organization=acme)
     issued = invite_member(acme, actor=actor, email="weak@acme.test")
     response = client.post(link_path(issued.url), {"name": "W", "password": "123"})
     assert response.status_code == 400

@@ -19,6 +19,7 @@ from portal.tenancy.models import Invitation, Membership
 from portal.tenancy.services import invite_member
 from portal.vault.models import Credential
 from tests.factories import (
+    every,
     make_credential,
     make_deployment,
     make_event,
@@ -31,11 +32,11 @@ METHODS = ["get", "post", "put", "patch", "delete"]
 
 
 def _membership(acme, cast):
-    return Membership.objects.get(organization=acme, user=cast["member"])
+    return every(Membership).get(organization=acme, user=cast["member"])
 
 
 def _invitation(acme, cast):
-    actor = Membership.objects.get(organization=acme, user=cast["owner"])
+    actor = every(Membership).get(organization=acme, user=cast["owner"])
     return invite_member(acme, actor=actor, email="invitee@acme.test").invitation
 
 

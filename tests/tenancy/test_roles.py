@@ -5,10 +5,11 @@ import pytest
 from django.urls import reverse
 
 from portal.tenancy.models import Invitation, Membership, Role
+from tests.factories import every
 
 
 def membership_of(user, org):
-    return Membership.objects.get(user=user, organization=org)
+    return every(Membership).get(user=user, organization=org)
 
 
 def test_viewer_can_read_members_but_not_invite(api, acme, cast):
@@ -19,7 +20,7 @@ def test_viewer_can_read_members_but_not_invite(api, acme, cast):
     )
     assert response.status_code == 403
     assert "viewer" in response.json()["error"]["message"]
-    assert not Invitation.objects.filter(email="x@acme.test").exists()
+    assert not every(Invitation).filter(email="x@acme.test").exists()
 
 
 def test_member_cannot_change_a_role(api, acme, cast):
@@ -63,7 +64,7 @@ def test_admin_cannot_remove_an_owner(api, acme, cast):
         f"/api/v1/organizations/{acme.slug}/memberships/{target.pk}/"
     )
     assert response.status_code == 403
-    assert Membership.objects.filter(pk=target.pk).exists()
+    assert every(Membership).filter(pk=target.pk).exists()
 
 
 def test_the_last_owner_cannot_be_demoted(api, acme, cast):
@@ -86,7 +87,7 @@ def test_the_last_owner_cannot_leave(api, acme, cast):
     )
     assert response.status_code == 400
     assert "last owner" in response.json()["error"]["message"]
-    assert Membership.objects.filter(pk=target.pk).exists()
+    assert every(Membership).filter(pk=target.pk).exists()
 
 
 def test_an_owner_can_hand_over_ownership_and_then_step_down(api, acme, cast):
@@ -105,7 +106,7 @@ def test_a_viewer_may_leave(api, acme, cast):
         f"/api/v1/organizations/{acme.slug}/memberships/{target.pk}/"
     )
     assert response.status_code == 204
-    assert not Membership.objects.filter(pk=target.pk).exists()
+    assert not every(Membership).filter(pk=target.pk).exists()
 
 
 def test_an_unknown_role_is_a_clear_400(api, acme, cast):
@@ -132,7 +133,7 @@ def test_a_viewer_posting_the_invite_form_gets_403(login, acme, cast):
         {"email": "x@acme.test", "role": "member"},
     )
     assert response.status_code == 403
-    assert not Invitation.objects.filter(email="x@acme.test").exists()
+    assert not every(Invitation).filter(email="x@acme.test").exists()
 
 
 def test_an_unknown_organization_slug_is_404_in_the_portal_and_the_api(login, api, acme, cast):

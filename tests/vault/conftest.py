@@ -12,6 +12,7 @@ import pytest
 from portal.tenancy.models import Membership
 from portal.vault.models import Credential
 from tests.connectors.conftest import calendly_sandbox, calendly_sandbox_session  # noqa: F401
+from tests.factories import every
 
 TOKEN_FIELD = "personal_access_token"
 REJECTED = "Calendly rejected the Personal Access Token (401). Check the token and validate again."
@@ -29,8 +30,10 @@ def as_member(acme):
     """``as_member(user)``: the user's membership in Acme (what services take as actor)."""
 
     def membership(user) -> Membership:
-        return Membership.objects.select_related("user", "organization").get(
-            organization=acme, user=user
+        return (
+            every(Membership)
+            .select_related("user", "organization")
+            .get(organization=acme, user=user)
         )
 
     return membership

@@ -14,7 +14,7 @@ from rest_framework.test import APIClient
 from connectors.calendly.sandbox import seed
 from portal.vault.keys import open_secrets
 from portal.vault.models import Credential, CredentialEvent, CredentialStatus
-from tests.factories import make_credential
+from tests.factories import every, make_credential
 from tests.vault.conftest import TOKEN_FIELD
 
 TOKEN = seed.OWNER_TOKEN
@@ -192,12 +192,12 @@ def test_patch_renames_a_credential(acme, owner_api):
 
     assert response.status_code == 200
     assert response.json()["name"] == "Sales (EMEA)"
-    assert Credential.objects.get(pk=credential.pk).name == "Sales (EMEA)"
+    assert every(Credential).get(pk=credential.pk).name == "Sales (EMEA)"
 
 
 def test_patch_replaces_the_secret_and_answers_with_the_new_mask(acme, owner_api):
     credential = make_credential(acme)
-    Credential.objects.filter(pk=credential.pk).update(status=CredentialStatus.VALID)
+    every(Credential).filter(pk=credential.pk).update(status=CredentialStatus.VALID)
 
     response = owner_api.patch(
         detail_url(credential), {"secrets": {TOKEN_FIELD: seed.ADMIN_TOKEN}}, format="json"
@@ -210,7 +210,7 @@ def test_patch_replaces_the_secret_and_answers_with_the_new_mask(acme, owner_api
     body = response.json()
     assert body["secrets"] == {TOKEN_FIELD: "••••" + seed.ADMIN_TOKEN[-4:]}
     assert body["status"] == "unvalidated"
-    stored = Credential.objects.select_related("data_key").get(pk=credential.pk)
+    stored = every(Credential).select_related("data_key").get(pk=credential.pk)
     assert open_secrets(stored) == {TOKEN_FIELD: seed.ADMIN_TOKEN}
 
 
@@ -220,7 +220,7 @@ def test_delete_removes_the_credential_and_keeps_its_history(acme, owner_api):
     response = owner_api.delete(detail_url(credential))
 
     assert response.status_code == 204
-    assert not Credential.objects.filter(pk=credential.pk).exists()
+    assert not every(Credential).filter(pk=credential.pk).exists()
     assert list(
         CredentialEvent.objects.for_tenant(acme)
         .order_by("created_at", "pk")
@@ -263,7 +263,7 @@ def test_an_empty_token_is_a_400_naming_the_field(owner_api):
 
     assert error["code"] == "invalid"
     assert error["fields"] == {TOKEN_FIELD: ["The Personal Access Token is empty."]}
-    assert not Credential.objects.exists()
+    assert not every(Credential).exists()
 
 
 def test_an_unknown_application_is_a_400_on_create(owner_api):
@@ -281,7 +281,7 @@ def test_a_duplicate_name_is_a_400_on_create(acme, owner_api):
 
     assert list(error["fields"]) == ["name"]
     assert "already exists" in error["fields"]["name"][0]
-    assert Credential.objects.count() == 1
+    assert every(Credential).count() == 1
 
 
 def test_a_secret_sent_among_the_fields_is_a_400_that_does_not_echo_it(owner_api):
@@ -292,7 +292,7 @@ def test_a_secret_sent_among_the_fields_is_a_400_that_does_not_echo_it(owner_api
         TOKEN_FIELD: ["The Personal Access Token is secret: send it in secrets, not in fields."]
     }
     assert TOKEN not in response.content.decode()
-    assert not Credential.objects.exists()
+    assert not every(Credential).exists()
 
 
 def test_a_missing_name_is_a_400(owner_api):
@@ -317,7 +317,7 @@ def test_a_bad_replacement_secret_is_a_400_and_changes_nothing(acme, owner_api):
     )
 
     assert TOKEN_FIELD in error["fields"]
-    stored = Credential.objects.select_related("data_key").get(pk=credential.pk)
+    stored = every(Credential).select_related("data_key").get(pk=credential.pk)
     assert open_secrets(stored) == {TOKEN_FIELD: TOKEN}
 
 
@@ -334,7 +334,7 @@ def test_a_viewer_cannot_create_a_credential_through_the_api(viewer_api):
     assert error["message"] == (
         "Your role (viewer) does not allow you to make changes in this organization."
     )
-    assert not Credential.objects.exists()
+    assert not every(Credential).exists()
 
 
 def test_a_viewer_cannot_patch_a_credential_through_the_api(acme, viewer_api):
@@ -342,7 +342,7 @@ def test_a_viewer_cannot_patch_a_credential_through_the_api(acme, viewer_api):
 
     error_of(viewer_api.patch(detail_url(credential), {"name": "Mine"}, format="json"), 403)
 
-    assert Credential.objects.get(pk=credential.pk).name == "Sales team"
+    assert every(Credential).get(pk=credential.pk).name == "Sales team"
 
 
 def test_a_viewer_cannot_delete_a_credential_through_the_api(acme, viewer_api):
@@ -350,7 +350,7 @@ def test_a_viewer_cannot_delete_a_credential_through_the_api(acme, viewer_api):
 
     error_of(viewer_api.delete(detail_url(credential)), 403)
 
-    assert Credential.objects.filter(pk=credential.pk).exists()
+    assert every(Credential).filter(pk=credential.pk).exists()
 
 
 def test_a_viewer_cannot_validate_through_the_api(acme, viewer_api):
@@ -366,7 +366,7 @@ def test_a_viewer_cannot_validate_through_the_api(acme, viewer_api):
         403,
     )
 
-    assert Credential.objects.get(pk=credential.pk).checked_at is None
+    assert every(Credential).get(pk=credential.pk).checked_at is None
 
 
 # --- The API describes itself ------------------------------------------------------------------

@@ -24,6 +24,7 @@ from connectors.calendly.sandbox import seed
 from portal.vault import calls
 from portal.vault.models import Credential
 from portal.vault.tasks import revalidate_credential, revalidate_credentials
+from tests.factories import every
 from tests.processes import child_database_url as database_url
 from tests.processes import purge_queues
 from tests.vault.conftest import TOKEN_FIELD
@@ -163,14 +164,14 @@ def republish_and_revalidate(witness: Witness) -> None:
     one re-validation per credential (published too); one of those is run here."""
     revalidate_credentials.delay()
     assert revalidate_credentials.apply().get() >= 1
-    for pk in Credential.objects.values_list("pk", flat=True):
-        revalidate_credential.apply(args=[pk])
+    for organization_id, pk in every(Credential).values_list("organization_id", "pk"):
+        revalidate_credential.apply(args=[organization_id, pk])
     scan_storage(witness)
 
 
 def use(credential_id: int) -> None:
     """Run an action and one that needs a resource function, as a processflow step would."""
-    credential = Credential.objects.select_related("data_key").get(pk=credential_id)
+    credential = every(Credential).select_related("data_key").get(pk=credential_id)
     assert calls.run_action(credential, "users/me", purpose="canary").ok
     result = calls.run_action(
         credential, "scheduled_events", filters=[("user", "~{GetUserUrl}~")], limit=5
@@ -244,7 +245,7 @@ def test_the_canary_never_surfaces_through_the_pages(
     assert refused.status_code == 400
     saved = witness.response("save", client.post(f"{new}?type=rest", form, follow=True))
     assert b"Connection Saved Successfully!" in saved.content
-    credential = Credential.objects.get(name="Canary")
+    credential = every(Credential).get(name="Canary")
     page = reverse("vault:credential", kwargs={"org": "acme", "credential_id": credential.pk})
     action = page + "{}/"
     witness.response("detail", client.get(page))
@@ -259,7 +260,7 @@ def test_the_canary_never_surfaces_through_the_pages(
     dump_database(witness, "while the credential exists")
     witness.response("delete page", client.get(action.format("delete")))
     witness.response("deleted", client.post(action.format("delete"), follow=True))
-    assert not Credential.objects.exists()
+    assert not every(Credential).exists()
     dump_database(witness, "after deletion")
 
     assert_hidden(witness, canary, calendly, caplog)

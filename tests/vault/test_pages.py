@@ -15,7 +15,7 @@ from django.urls import reverse
 from connectors.calendly.sandbox import seed
 from portal.vault.keys import open_secrets
 from portal.vault.models import Credential, CredentialEvent, CredentialStatus
-from tests.factories import make_credential
+from tests.factories import every, make_credential
 from tests.vault.conftest import TOKEN_FIELD
 
 TOKEN = seed.OWNER_TOKEN
@@ -165,7 +165,7 @@ def test_a_refused_form_never_shows_the_typed_token_again(acme, login, owner):
     assert "already exists" in html
     assert seed.ADMIN_TOKEN not in html
     assert "value=" not in inputs(html)[TOKEN_FIELD]
-    assert Credential.objects.count() == 1
+    assert every(Credential).count() == 1
 
 
 def test_an_unusable_token_is_explained_next_to_its_field(login, owner):
@@ -177,7 +177,7 @@ def test_an_unusable_token_is_explained_next_to_its_field(login, owner):
     )
 
     assert '<small class="field-error">The Personal Access Token is empty.</small>' in html
-    assert not Credential.objects.exists()
+    assert not every(Credential).exists()
 
 
 def test_an_unknown_application_has_no_form(login, owner):
@@ -214,7 +214,7 @@ def test_editing_replaces_the_secret(acme, login, owner):
     assert messages_of(html) == [SAVED]
     assert "<code>••••" + seed.ADMIN_TOKEN[-4:] + "</code>" in html
     assert f"<td>Secret replaced</td><td>{owner.email}</td>" in html
-    stored = Credential.objects.select_related("data_key").get(pk=credential.pk)
+    stored = every(Credential).select_related("data_key").get(pk=credential.pk)
     assert open_secrets(stored) == {TOKEN_FIELD: seed.ADMIN_TOKEN}
 
 
@@ -223,9 +223,9 @@ def test_editing_with_the_secret_left_empty_keeps_it(acme, login, owner):
 
     login(owner).post(url("vault:credential", credential), {"name": "Renamed", TOKEN_FIELD: ""})
 
-    stored = Credential.objects.select_related("data_key").get(pk=credential.pk)
+    stored = every(Credential).select_related("data_key").get(pk=credential.pk)
     assert (stored.name, open_secrets(stored)) == ("Renamed", {TOKEN_FIELD: TOKEN})
-    assert not CredentialEvent.objects.filter(action="secret_replaced").exists()
+    assert not every(CredentialEvent).filter(action="secret_replaced").exists()
 
 
 def test_saving_an_unchanged_edit_form_keeps_the_status(acme, login, owner):
@@ -235,7 +235,7 @@ def test_saving_an_unchanged_edit_form_keeps_the_status(acme, login, owner):
         application="rest",
         fields={"base_url": "https://api.example.com/v1"},
     )
-    Credential.objects.filter(pk=credential.pk).update(status=CredentialStatus.VALID)
+    every(Credential).filter(pk=credential.pk).update(status=CredentialStatus.VALID)
     client = login(owner)
     page = html_of(client.get(url("vault:credential", credential)))
     posted = {name: value_of(tag) for name, tag in inputs(page).items()}  # as a browser would
@@ -243,7 +243,7 @@ def test_saving_an_unchanged_edit_form_keeps_the_status(acme, login, owner):
     response = client.post(url("vault:credential", credential), posted)
 
     assert response.status_code == 302
-    stored = Credential.objects.get(pk=credential.pk)
+    stored = every(Credential).get(pk=credential.pk)
     assert stored.status == CredentialStatus.VALID
     assert stored.fields["base_url"] == "https://api.example.com/v1"
 
@@ -255,7 +255,7 @@ def test_deleting_asks_for_confirmation_first(acme, login, owner):
 
     assert "<h1>Delete Sales team?</h1>" in html
     assert ">Delete credential</button>" in html
-    assert Credential.objects.filter(pk=credential.pk).exists()
+    assert every(Credential).filter(pk=credential.pk).exists()
 
 
 def test_confirming_deletes_the_credential_and_keeps_its_history(acme, login, owner):
@@ -264,8 +264,8 @@ def test_confirming_deletes_the_credential_and_keeps_its_history(acme, login, ow
     response = login(owner).post(url("vault:credential_delete", credential), follow=True)
 
     assert messages_of(html_of(response)) == ["Credential Sales team deleted."]
-    assert not Credential.objects.filter(pk=credential.pk).exists()
-    assert CredentialEvent.objects.filter(credential_name="Sales team", action="deleted").exists()
+    assert not every(Credential).filter(pk=credential.pk).exists()
+    assert every(CredentialEvent).filter(credential_name="Sales team", action="deleted").exists()
 
 
 # --- Viewers -----------------------------------------------------------------------------------
@@ -313,6 +313,6 @@ def test_a_viewers_posts_are_refused(acme, login, viewer, target):
     )
 
     assert response.status_code == 403
-    stored = Credential.objects.select_related("data_key").get()
+    stored = every(Credential).select_related("data_key").get()
     assert (stored.name, open_secrets(stored)) == ("Sales team", {TOKEN_FIELD: TOKEN})
     assert stored.checked_at is None

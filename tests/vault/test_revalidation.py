@@ -11,8 +11,8 @@ from celery import signals
 
 from connectors.calendly.sandbox import seed
 from portal.vault.models import Credential, CredentialEvent, CredentialStatus
-from portal.vault.tasks import revalidate_credentials
-from tests.factories import make_credential
+from portal.vault.tasks import revalidate_credential, revalidate_credentials
+from tests.factories import every, make_credential
 from tests.processes import purge_queues, start_worker, wait_for
 from tests.vault.conftest import REJECTED
 
@@ -31,9 +31,9 @@ def worker(transactional_db, calendly):
 def checked(*credentials) -> bool:
     """Whether the periodic validation (not the one right after saving) checked them all."""
     return all(
-        CredentialEvent.objects.filter(
-            credential_id=c.pk, action="validated", actor_label="system: periodic validation"
-        ).exists()
+        every(CredentialEvent)
+        .filter(credential_id=c.pk, action="validated", actor_label="system: periodic validation")
+        .exists()
         for c in credentials
     )
 
@@ -55,8 +55,19 @@ def test_the_periodic_task_queues_one_revalidation_per_credential(acme):
 
     assert count == 3
     assert sorted(published) == sorted(
-        ("portal.maintenance.revalidate_credential", (c.pk,)) for c in credentials
+        ("portal.maintenance.revalidate_credential", (c.organization_id, c.pk)) for c in credentials
     )
+
+
+def test_a_revalidation_names_the_credentials_organization_and_reads_no_other(acme, globex):
+    credential = make_credential(acme)
+
+    assert revalidate_credential(globex.pk, credential.pk) is None
+    # Messages queued before they carried the organization: skipped (the periodic
+    # re-validation checks the credential anyway).
+    assert revalidate_credential(credential.pk) is None
+    assert revalidate_credential(credential.pk, "validation after saving") is None
+    assert not every(CredentialEvent).filter(action="validated").exists()
 
 
 def test_a_token_revoked_at_calendly_turns_invalid_and_a_good_one_stays_valid(
@@ -66,7 +77,7 @@ def test_a_token_revoked_at_calendly_turns_invalid_and_a_good_one_stays_valid(
     calendly.add_token(revoked_token, seed.ADMIN_USER_UUID)
     good = make_credential(acme, name="Good")
     revoked = make_credential(acme, name="Revoked", token=revoked_token)
-    Credential.objects.update(status=CredentialStatus.VALID)
+    every(Credential).update(status=CredentialStatus.VALID)
     calendly.revoke_token(revoked_token)
 
     revalidate_credentials.delay()
@@ -81,14 +92,14 @@ def test_a_token_revoked_at_calendly_turns_invalid_and_a_good_one_stays_valid(
     assert (revoked.status, revoked.status_message) == (CredentialStatus.INVALID, REJECTED)
     assert good.status == CredentialStatus.VALID
     assert good.account["email"] == "olivia.owner@example.com"
-    event = CredentialEvent.objects.filter(credential=revoked, action="validated").latest("pk")
+    event = every(CredentialEvent).filter(credential=revoked, action="validated").latest("pk")
     assert (event.actor, event.actor_label) == (None, "system: periodic validation")
     assert ("/users/me", 401) in {(e.path, e.status) for e in calendly.exchanges}
 
 
 def test_an_outage_during_periodic_revalidation_marks_nothing_invalid(worker, calendly, acme):
     credential = make_credential(acme)
-    Credential.objects.update(status=CredentialStatus.VALID)
+    every(Credential).update(status=CredentialStatus.VALID)
     calendly.inject_fault("/users/me", "status", times=10, status=503)
 
     revalidate_credentials.delay()
@@ -107,9 +118,9 @@ def test_a_saved_credential_is_validated_right_after_saving(worker, calendly, ac
     credential = make_credential(acme, name="Just saved")
 
     wait_for(
-        lambda: Credential.objects.get(pk=credential.pk).status == CredentialStatus.VALID,
+        lambda: every(Credential).get(pk=credential.pk).status == CredentialStatus.VALID,
         timeout=60,
         message=f"the worker did not validate the saved credential:\n{worker.output()}",
     )
-    event = CredentialEvent.objects.get(credential=credential, action="validated")
+    event = every(CredentialEvent).get(credential=credential, action="validated")
     assert event.actor_label == "system: validation after saving"

@@ -11,6 +11,7 @@ from django.core.management import call_command
 from portal.tenancy.models import Organization
 from portal.vault.keys import active_data_key, data_key_cache, open_secrets, seal_secrets
 from portal.vault.models import Credential, CredentialEvent, DataKey, KeyRotation
+from tests.factories import every
 
 
 def new_key(kek_id):
@@ -43,7 +44,7 @@ def decrypt_all():
     data_key_cache.clear()
     return {
         (c.organization_id, c.name): open_secrets(c)["personal_access_token"]
-        for c in Credential.objects.select_related("data_key").iterator(chunk_size=2000)
+        for c in every(Credential).select_related("data_key").iterator(chunk_size=2000)
     }
 
 
@@ -55,7 +56,7 @@ def test_rotating_10000_credentials_reencrypts_all_and_the_old_key_can_go(settin
         Organization.objects.create(name=f"Org {n}", slug=f"org-{n}") for n in range(20)
     ]
     expected = make_credentials(organizations, per_org=500)
-    before = dict(Credential.objects.values_list("pk", "secret_values"))
+    before = dict(every(Credential).values_list("pk", "secret_values"))
 
     settings.PORTAL_ENCRYPTION_KEYS = f"{new},{old}"
     output = rotate("--reencrypt")
@@ -64,12 +65,12 @@ def test_rotating_10000_credentials_reencrypts_all_and_the_old_key_can_go(settin
         "Credentials re-encrypted, by the key id of the data key they left: {'old': 10000}"
         in output
     )
-    after = dict(Credential.objects.values_list("pk", "secret_values"))
+    after = dict(every(Credential).values_list("pk", "secret_values"))
     assert all(after[pk] != before[pk] for pk in before)  # 100% re-encrypted
-    assert set(DataKey.objects.values_list("kek_id", flat=True)) == {"new"}
-    assert DataKey.objects.count() == 20  # the retired data keys are gone
+    assert set(every(DataKey).values_list("kek_id", flat=True)) == {"new"}
+    assert every(DataKey).count() == 20  # the retired data keys are gone
     assert KeyRotation.objects.get().finished_at is not None
-    assert CredentialEvent.objects.filter(action="keys_rotated").count() >= 10000
+    assert every(CredentialEvent).filter(action="keys_rotated").count() >= 10000
 
     settings.PORTAL_ENCRYPTION_KEYS = new  # the old key removed
     assert decrypt_all() == expected
@@ -80,10 +81,10 @@ def test_rewrapping_alone_keeps_the_secrets_ciphertext_and_frees_the_old_key(set
     old, new = new_key("old"), new_key("new")
     settings.PORTAL_ENCRYPTION_KEYS = old
     expected = make_credentials([acme], per_org=3)
-    before = dict(Credential.objects.values_list("pk", "secret_values"))
+    before = dict(every(Credential).values_list("pk", "secret_values"))
     settings.PORTAL_ENCRYPTION_KEYS = f"{new},{old}"
     rotate()
-    assert dict(Credential.objects.values_list("pk", "secret_values")) == before
+    assert dict(every(Credential).values_list("pk", "secret_values")) == before
     settings.PORTAL_ENCRYPTION_KEYS = new
     assert decrypt_all() == expected
 
@@ -95,10 +96,10 @@ def test_an_interrupted_reencryption_resumes_without_another_fresh_key(settings,
     expected = make_credentials([acme], per_org=5)
     settings.PORTAL_ENCRYPTION_KEYS = f"{new},{old}"
     rotation = KeyRotation.objects.create()  # a run that started and was interrupted...
-    DataKey.objects.filter(active=True).update(active=False)
+    every(DataKey).filter(active=True).update(active=False)
     fresh = active_data_key(acme)  # ...after creating its fresh key
     rotate("--reencrypt")
-    assert set(Credential.objects.values_list("data_key_id", flat=True)) == {fresh.pk}
+    assert set(every(Credential).values_list("data_key_id", flat=True)) == {fresh.pk}
     rotation.refresh_from_db()
     assert rotation.finished_at is not None
     settings.PORTAL_ENCRYPTION_KEYS = new

@@ -15,7 +15,7 @@ from portal.vault import calls, services
 from portal.vault.keys import data_key_cache, open_secrets
 from portal.vault.models import Credential, CredentialEvent, CredentialStatus
 from portal.vault.opener import CANNOT_DECRYPT
-from tests.factories import make_credential
+from tests.factories import every, make_credential
 from tests.vault.conftest import TOKEN_FIELD, stored_row
 
 TOKEN = seed.OWNER_TOKEN
@@ -38,13 +38,14 @@ def corrupt(credential: Credential, field: str = TOKEN_FIELD) -> None:
     sealed = bytearray(base64.b64decode(credential.secret_values[field]))
     sealed[-1] ^= 0x01
     values = {**credential.secret_values, field: base64.b64encode(bytes(sealed)).decode()}
-    Credential.objects.filter(pk=credential.pk).update(secret_values=values)
+    every(Credential).filter(pk=credential.pk).update(secret_values=values)
     data_key_cache.clear()
 
 
 def events(credential_name: str) -> list[str]:
     return list(
-        CredentialEvent.objects.filter(credential_name=credential_name)
+        every(CredentialEvent)
+        .filter(credential_name=credential_name)
         .order_by("created_at", "pk")
         .values_list("action", flat=True)
     )
@@ -66,7 +67,7 @@ def test_a_created_credential_opens_back_to_its_token(acme, owner, as_member):
     credential = create(acme, as_member(owner))
 
     data_key_cache.clear()  # decrypt from the stored, wrapped data key
-    stored = Credential.objects.select_related("data_key").get(pk=credential.pk)
+    stored = every(Credential).select_related("data_key").get(pk=credential.pk)
     assert open_secrets(stored) == {TOKEN_FIELD: TOKEN}
 
 
@@ -74,7 +75,7 @@ def test_a_new_credential_starts_unvalidated_and_audited_as_created(acme, owner,
     credential = create(acme, as_member(owner))
 
     assert credential.status == CredentialStatus.UNVALIDATED
-    event = CredentialEvent.objects.get(credential=credential)
+    event = every(CredentialEvent).get(credential=credential)
     assert (event.action, event.actor, event.actor_label) == (Action.CREATED, owner, owner.email)
 
 
@@ -119,8 +120,8 @@ def test_an_unusable_token_is_refused_with_a_clear_message_and_nothing_is_stored
         create(acme, as_member(owner), secrets={TOKEN_FIELD: token})
 
     assert problems(error) == {TOKEN_FIELD: [message]}
-    assert not Credential.objects.exists()
-    assert not CredentialEvent.objects.exists()
+    assert not every(Credential).exists()
+    assert not every(CredentialEvent).exists()
 
 
 def test_a_missing_token_is_refused_as_required(acme, owner, as_member):
@@ -128,7 +129,7 @@ def test_a_missing_token_is_refused_as_required(acme, owner, as_member):
         create(acme, as_member(owner), secrets={})
 
     assert problems(error) == {TOKEN_FIELD: ["The Personal Access Token is required."]}
-    assert not Credential.objects.exists()
+    assert not every(Credential).exists()
 
 
 def test_an_unknown_application_is_refused_naming_the_installed_ones(acme, owner, as_member):
@@ -138,7 +139,7 @@ def test_an_unknown_application_is_refused_naming_the_installed_ones(acme, owner
     assert problems(error) == {
         "application": ["Unknown application 'calendlyy'; installed: calendly, rest."]
     }
-    assert not Credential.objects.exists()
+    assert not every(Credential).exists()
 
 
 def test_a_field_the_connector_does_not_declare_is_refused(acme, owner, as_member):
@@ -150,7 +151,7 @@ def test_a_field_the_connector_does_not_declare_is_refused(acme, owner, as_membe
             "Calendly's REST credential has no field 'api_key'; it has: personal_access_token."
         ]
     }
-    assert not Credential.objects.exists()
+    assert not every(Credential).exists()
 
 
 def test_a_secret_sent_as_a_plain_field_is_refused_and_not_stored(acme, owner, as_member):
@@ -160,7 +161,7 @@ def test_a_secret_sent_as_a_plain_field_is_refused_and_not_stored(acme, owner, a
     assert problems(error) == {
         TOKEN_FIELD: ["The Personal Access Token is secret: send it in secrets, not in fields."]
     }
-    assert not Credential.objects.exists()
+    assert not every(Credential).exists()
     assert TOKEN not in str(error.value)
 
 
@@ -176,7 +177,7 @@ def test_a_duplicate_name_is_refused_whatever_its_case(acme, owner, as_member):
             "than upper and lower case. Choose another name."
         ]
     }
-    assert Credential.objects.count() == 1
+    assert every(Credential).count() == 1
 
 
 def test_every_problem_of_one_request_is_reported_together(acme, owner, as_member):
@@ -233,9 +234,9 @@ def test_another_organization_may_use_the_same_name(acme, globex, owner, outside
     from portal.tenancy.models import Membership
 
     create(acme, as_member(owner), name="Sales team")
-    create(globex, Membership.objects.get(user=outsider), name="Sales team")
+    create(globex, every(Membership).get(user=outsider), name="Sales team")
 
-    assert Credential.objects.filter(name="Sales team").count() == 2
+    assert every(Credential).filter(name="Sales team").count() == 2
 
 
 # --- Update ------------------------------------------------------------------------------------
@@ -243,7 +244,7 @@ def test_another_organization_may_use_the_same_name(acme, globex, owner, outside
 
 def test_renaming_keeps_the_secret_and_the_status(acme, owner, as_member):
     credential = create(acme, as_member(owner))
-    Credential.objects.filter(pk=credential.pk).update(status=CredentialStatus.VALID)
+    every(Credential).filter(pk=credential.pk).update(status=CredentialStatus.VALID)
 
     renamed = services.update_credential(
         acme, actor=as_member(owner), credential_id=credential.pk, name="Sales (EMEA)"
@@ -264,12 +265,12 @@ def test_renaming_to_another_credentials_name_is_refused(acme, owner, as_member)
         services.update_credential(acme, actor=actor, credential_id=support.pk, name="sales TEAM")
 
     assert "already exists" in problems(error)["name"][0]
-    assert Credential.objects.get(pk=support.pk).name == "Support"
+    assert every(Credential).get(pk=support.pk).name == "Support"
 
 
 def test_replacing_the_secret_resets_the_status_and_is_audited(acme, owner, as_member):
     credential = create(acme, as_member(owner))
-    Credential.objects.filter(pk=credential.pk).update(
+    every(Credential).filter(pk=credential.pk).update(
         status=CredentialStatus.VALID, account={"name": "Olivia Owner"}
     )
 
@@ -280,11 +281,11 @@ def test_replacing_the_secret_resets_the_status_and_is_audited(acme, owner, as_m
         secrets={TOKEN_FIELD: seed.ADMIN_TOKEN},
     )
 
-    stored = Credential.objects.select_related("data_key").get(pk=credential.pk)
+    stored = every(Credential).select_related("data_key").get(pk=credential.pk)
     assert open_secrets(stored) == {TOKEN_FIELD: seed.ADMIN_TOKEN}
     assert (stored.status, stored.account) == (CredentialStatus.UNVALIDATED, {})
     assert updated.masked_secrets() == {TOKEN_FIELD: "••••" + seed.ADMIN_TOKEN[-4:]}
-    replaced = CredentialEvent.objects.get(credential=credential, action=Action.SECRET_REPLACED)
+    replaced = every(CredentialEvent).get(credential=credential, action=Action.SECRET_REPLACED)
     assert (replaced.actor, replaced.detail) == (owner, {"fields": [TOKEN_FIELD]})
 
 
@@ -299,9 +300,9 @@ def test_replacing_a_secret_never_decrypts_the_old_one(acme, owner, as_member):
         secrets={TOKEN_FIELD: seed.ADMIN_TOKEN},
     )
 
-    stored = Credential.objects.select_related("data_key").get(pk=credential.pk)
+    stored = every(Credential).select_related("data_key").get(pk=credential.pk)
     assert open_secrets(stored) == {TOKEN_FIELD: seed.ADMIN_TOKEN}
-    assert not CredentialEvent.objects.filter(action=Action.DECRYPT_FAILED).exists()
+    assert not every(CredentialEvent).filter(action=Action.DECRYPT_FAILED).exists()
 
 
 def test_an_update_with_an_unusable_secret_changes_nothing(acme, owner, as_member):
@@ -316,7 +317,7 @@ def test_an_update_with_an_unusable_secret_changes_nothing(acme, owner, as_membe
             secrets={TOKEN_FIELD: "  "},
         )
 
-    stored = Credential.objects.select_related("data_key").get(pk=credential.pk)
+    stored = every(Credential).select_related("data_key").get(pk=credential.pk)
     assert (stored.name, open_secrets(stored)) == ("Sales team", {TOKEN_FIELD: TOKEN})
 
 
@@ -329,7 +330,7 @@ def test_changing_a_plain_field_resets_the_status(acme, owner, as_member):
         fields={"base_url": "https://api.example.com/v1"},
         secrets={},
     )
-    Credential.objects.filter(pk=credential.pk).update(status=CredentialStatus.VALID)
+    every(Credential).filter(pk=credential.pk).update(status=CredentialStatus.VALID)
 
     updated = services.update_credential(
         acme,
@@ -340,7 +341,7 @@ def test_changing_a_plain_field_resets_the_status(acme, owner, as_member):
 
     assert updated.fields["base_url"] == "https://api.example.com/v2"
     assert updated.status == CredentialStatus.UNVALIDATED
-    assert CredentialEvent.objects.get(action=Action.UPDATED).detail == {"changed": ["fields"]}
+    assert every(CredentialEvent).get(action=Action.UPDATED).detail == {"changed": ["fields"]}
 
 
 # --- Delete ------------------------------------------------------------------------------------
@@ -351,7 +352,7 @@ def test_deleting_removes_the_row_and_keeps_its_history(acme, owner, as_member):
 
     services.delete_credential(acme, actor=as_member(owner), credential_id=credential.pk)
 
-    assert not Credential.objects.filter(pk=credential.pk).exists()
+    assert not every(Credential).filter(pk=credential.pk).exists()
     history = CredentialEvent.objects.for_tenant(acme).order_by("created_at", "pk")
     assert [(e.action, e.credential_name, e.credential_id) for e in history] == [
         (Action.CREATED, "Sales team", None),
@@ -366,7 +367,7 @@ def test_a_viewer_cannot_create_a_credential(acme, viewer, as_member):
     with pytest.raises(PermissionDenied, match=r"Your role \(viewer\) does not allow"):
         create(acme, as_member(viewer))
 
-    assert not Credential.objects.exists()
+    assert not every(Credential).exists()
 
 
 def test_a_viewer_cannot_update_a_credential(acme, viewer, as_member):
@@ -381,7 +382,7 @@ def test_a_viewer_cannot_update_a_credential(acme, viewer, as_member):
             secrets={TOKEN_FIELD: seed.ADMIN_TOKEN},
         )
 
-    stored = Credential.objects.select_related("data_key").get(pk=credential.pk)
+    stored = every(Credential).select_related("data_key").get(pk=credential.pk)
     assert (stored.name, open_secrets(stored)) == ("Sales team", {TOKEN_FIELD: TOKEN})
 
 
@@ -391,8 +392,8 @@ def test_a_viewer_cannot_delete_a_credential(acme, viewer, as_member):
     with pytest.raises(PermissionDenied):
         services.delete_credential(acme, actor=as_member(viewer), credential_id=credential.pk)
 
-    assert Credential.objects.filter(pk=credential.pk).exists()
-    assert not CredentialEvent.objects.filter(action=Action.DELETED).exists()
+    assert every(Credential).filter(pk=credential.pk).exists()
+    assert not every(CredentialEvent).filter(action=Action.DELETED).exists()
 
 
 def test_a_member_may_create_a_credential(acme, member, as_member):
@@ -415,9 +416,7 @@ def test_the_audit_log_records_each_step_with_actor_and_time_and_never_the_secre
         credential_id=credential.pk,
         secrets={TOKEN_FIELD: seed.ADMIN_TOKEN},
     )
-    calls.run_action(
-        Credential.objects.select_related("data_key").get(pk=credential.pk), "users/me"
-    )
+    calls.run_action(every(Credential).select_related("data_key").get(pk=credential.pk), "users/me")
     services.delete_credential(acme, actor=as_member(admin), credential_id=credential.pk)
 
     history = list(CredentialEvent.objects.for_tenant(acme).order_by("created_at", "pk"))
@@ -455,7 +454,7 @@ def test_a_corrupted_credential_reports_it_cannot_be_decrypted_when_validated(
         False,
         "The stored secret cannot be decrypted. Replace the secret to use this credential again.",
     )
-    stored = Credential.objects.get(pk=credential.pk)
+    stored = every(Credential).get(pk=credential.pk)
     assert (stored.status, stored.status_message) == (CredentialStatus.INVALID, outcome.message)
     assert Action.DECRYPT_FAILED in events("Sales team")
     assert calendly.exchanges == []  # nothing was sent on its behalf
@@ -469,9 +468,9 @@ def test_other_credentials_keep_working_beside_a_corrupted_one(acme, owner, as_m
     outcome = services.validate_credential(acme, actor=as_member(owner), credential_id=healthy.pk)
 
     assert outcome.ok, outcome.message
-    assert Credential.objects.get(pk=healthy.pk).status == CredentialStatus.VALID
+    assert every(Credential).get(pk=healthy.pk).status == CredentialStatus.VALID
     assert calls.run_action(
-        Credential.objects.select_related("data_key").get(pk=healthy.pk), "users/me"
+        every(Credential).select_related("data_key").get(pk=healthy.pk), "users/me"
     ).ok
 
 
@@ -482,7 +481,7 @@ def test_running_an_action_with_a_corrupted_credential_fails_with_the_decrypt_me
     corrupt(credential)
 
     outcome = calls.run_action(
-        Credential.objects.select_related("data_key").get(pk=credential.pk), "users/me"
+        every(Credential).select_related("data_key").get(pk=credential.pk), "users/me"
     )
 
     assert (outcome.ok, outcome.message) == (False, CANNOT_DECRYPT)

@@ -12,7 +12,7 @@ from connectors.calendly.sandbox import seed
 from connectors.netguard import REFUSED
 from portal.vault import services
 from portal.vault.models import Credential, CredentialEvent, CredentialStatus
-from tests.factories import make_credential
+from tests.factories import every, make_credential
 from tests.vault.conftest import REJECTED, TOKEN_FIELD
 
 WRONG_TOKEN = "eyJhbGciOiJIUzI1NiJ9.not-a-calendly-token.c2lnbmF0dXJl"
@@ -47,14 +47,14 @@ def outage(calendly, settings):
 def valid_credential(acme, calendly):
     """A stored credential that was valid at its last check."""
     credential = make_credential(acme)
-    Credential.objects.filter(pk=credential.pk).update(
+    every(Credential).filter(pk=credential.pk).update(
         status=CredentialStatus.VALID, status_message="Connected earlier."
     )
     return credential
 
 
 def status_of(credential) -> str:
-    return Credential.objects.get(pk=credential.pk).status
+    return every(Credential).get(pk=credential.pk).status
 
 
 # --- Services ----------------------------------------------------------------------------------
@@ -84,8 +84,8 @@ def test_checking_typed_values_saves_nothing(acme, owner, as_member, calendly):
         secrets={TOKEN_FIELD: seed.OWNER_TOKEN},
     )
 
-    assert not Credential.objects.exists()
-    assert not CredentialEvent.objects.exists()
+    assert not every(Credential).exists()
+    assert not every(CredentialEvent).exists()
 
 
 def test_a_refused_token_gets_calendlys_401_message(acme, owner, as_member, calendly):
@@ -107,7 +107,7 @@ def test_validating_a_stored_good_token_marks_it_valid_with_its_account(
 
     services.validate_credential(acme, actor=as_member(owner), credential_id=credential.pk)
 
-    stored = Credential.objects.get(pk=credential.pk)
+    stored = every(Credential).get(pk=credential.pk)
     assert (stored.status, stored.status_message) == (CredentialStatus.VALID, connected(calendly))
     assert stored.account["name"] == "Olivia Owner"
     assert stored.validated_at is not None
@@ -120,10 +120,10 @@ def test_validating_a_stored_refused_token_marks_it_invalid(acme, owner, as_memb
         acme, actor=as_member(owner), credential_id=credential.pk
     )
 
-    stored = Credential.objects.get(pk=credential.pk)
+    stored = every(Credential).get(pk=credential.pk)
     assert (stored.status, stored.status_message) == (CredentialStatus.INVALID, REJECTED)
     assert outcome.message == REJECTED
-    event = CredentialEvent.objects.get(credential=credential, action="validated")
+    event = every(CredentialEvent).get(credential=credential, action="validated")
     assert event.detail == {"ok": False, "message": REJECTED}
 
 
@@ -154,7 +154,7 @@ def test_an_outage_leaves_a_stored_credentials_status_alone(
     )
 
     assert outcome.message.startswith(expected_start)
-    stored = Credential.objects.get(pk=valid_credential.pk)
+    stored = every(Credential).get(pk=valid_credential.pk)
     assert (stored.status, stored.status_message) == (CredentialStatus.VALID, outcome.message)
 
 
@@ -181,7 +181,7 @@ def test_the_validate_button_shows_the_account_of_a_good_token(login, owner, cal
 
     assert 'class="alert success validation-result"' in html
     assert "Connected to Calendly as Olivia Owner (olivia.owner@example.com)" in html
-    assert not Credential.objects.exists()
+    assert not every(Credential).exists()
 
 
 def test_the_validate_button_shows_calendlys_refusal(login, owner, calendly):
@@ -294,7 +294,7 @@ def test_the_api_checks_a_good_token_without_saving_it(acme, owner, api, calendl
         connected(calendly),
     )
     assert body["account"]["name"] == "Olivia Owner"
-    assert not Credential.objects.exists()
+    assert not every(Credential).exists()
 
 
 def test_the_api_check_reports_calendlys_refusal(acme, owner, api, calendly):

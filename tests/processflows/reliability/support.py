@@ -22,7 +22,7 @@ from connectors.calendly.sandbox import seed
 from connectors.calendly.webhooks import SIGNATURE_HEADER, signature
 from portal.processflows.models import Deployment, Processflow, Run, RunStatus
 from portal.processflows.signing import new_signing_key
-from tests.factories import make_credential, make_deployment, make_processflow
+from tests.factories import every, make_credential, make_deployment, make_processflow
 from tests.processes import ROOT, Process, child_env
 
 CALENDLY = "https://api.calendly.com"
@@ -165,7 +165,7 @@ def forwarding_hook(organization, url: str, *, name: str = "Forward", **kw) -> H
 
 
 def runs_of(hook: Hook):
-    return Run.objects.filter(processflow=hook.flow)
+    return every(Run).filter(processflow=hook.flow)
 
 
 def statuses(hook: Hook) -> list[str]:
