@@ -12,7 +12,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 ADDR ?= 127.0.0.1:8000
 
-.PHONY: run test lint format sandbox clean check-python
+.PHONY: run test test-busy lint format sandbox clean check-python
 
 check-python:
 	@test -n "$(PYTHON)" || { echo "Connect Portal needs Python 3.12 or newer (Django 6); set PYTHON=/path/to/python3.12+" >&2; exit 1; }
@@ -38,6 +38,10 @@ run: $(VENV)/.installed
 ## test: install what the tests need and run the whole suite
 test: $(VENV)/.installed-dev
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+## test-busy: the tests that start real processes, with two CPU hogs beside them (CI runs it)
+test-busy: $(VENV)/.installed-dev
+	PYTHON=$(BIN)/python bash .ci/test-busy $(PYTEST_ARGS)
 
 ## lint: ruff, as CI runs it
 lint: $(VENV)/.installed-dev
