@@ -321,7 +321,9 @@ class Process:
         return self.popen.pid
 
     def output(self) -> str:
-        self._log.flush()
+        """Everything the child wrote so far (after ``stop``: everything it wrote)."""
+        if not self._log.closed:
+            self._log.flush()
         return self.log_path.read_text(errors="replace")
 
     def kill(self, sig: int = signal.SIGKILL) -> None:

@@ -42,6 +42,9 @@ class Command(BaseCommand):
         if not env.get("PORTAL_BASE_URL"):
             env["PORTAL_BASE_URL"] = base_url_for(addr)
         url = env["PORTAL_BASE_URL"].rstrip("/")
+        # runserver's "do not use in production" notice would read as a fault on a healthy
+        # first start; runall is the development command, and says so itself.
+        env.setdefault("DJANGO_RUNSERVER_HIDE_WARNING", "true")
         commands = {
             "web": [python, "manage.py", "runserver", addr, "--noreload"],
             "worker": [
@@ -59,8 +62,8 @@ class Command(BaseCommand):
         }
         self.stdout.write(
             self.style.SUCCESS(
-                f"Connect Portal is running at {url}/ (web, worker, beat, relay). "
-                "Press Ctrl-C to stop."
+                f"Connect Portal is running at {url}/ (web, worker, beat, relay; for "
+                "development: production runs with Docker Compose). Press Ctrl-C to stop."
             )
         )
         stopping = False
