@@ -259,8 +259,12 @@ def _is_orphan_group(pgid: int, started: int) -> bool:
     return any(s["started"] >= started for s in members)
 
 
+_OWNER = os.getpid()
+
+
 def _end_everything_at_exit() -> None:
-    end_all()
+    if os.getpid() == _OWNER:  # not in a forked copy of this process: the children are ours
+        end_all()
 
 
 atexit.register(_end_everything_at_exit)
