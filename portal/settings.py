@@ -224,7 +224,8 @@ else:
     }
 
 # --- Celery ----------------------------------------------------------------------------------
-CELERY_BROKER_URL = REDIS_URL or "filesystem://"
+# The file broker ignores the host; naming one keeps kombu from warning on every start.
+CELERY_BROKER_URL = REDIS_URL or "filesystem://localhost//"
 if not REDIS_URL:
     _broker_dir = VAR_DIR / "celery"
     for _sub in ("queue", "control", "processed"):
