@@ -98,13 +98,13 @@ def forwarded_https_is_trusted(**env) -> bool:
         "print(request.is_secure())"
     )
     base = {k: v for k, v in os.environ.items() if k != "PORTAL_TRUSTED_PROXY_COUNT"}
-    result = subprocess.run(
+    result = run(
         [sys.executable, "-c", script],
         cwd=ROOT,
         env={**base, **production_env(**env)},
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=120,
     )
     assert result.returncode == 0, result.stderr
     return {"True": True, "False": False}[result.stdout.strip()]
