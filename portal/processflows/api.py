@@ -285,7 +285,7 @@ class EventViewSet(
                 "deployment__processflow"
             )
         flow_id = self.request.query_params.get("processflow", "")
-        if flow_id and not flow_id.isdigit():
+        if flow_id and not (flow_id.isascii() and flow_id.isdigit()):
             raise ValidationError({"processflow": ["A processflow is given by its id."]})
         flow = (
             selectors.access_processflow_by_id(self.organization, int(flow_id)) if flow_id else None

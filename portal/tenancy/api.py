@@ -69,6 +69,7 @@ class OrganizationViewSet(viewsets.GenericViewSet):
     queryset = Organization.objects.none()  # only for the schema's types; see _memberships
     lookup_field = "slug"
     lookup_url_kwarg = "org"
+    lookup_value_regex = r"[-a-zA-Z0-9_]+"  # a slug, as in every other route's <slug:org>
 
     def initial(self, request, *args, **kwargs):
         super().initial(request, *args, **kwargs)
