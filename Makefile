@@ -11,8 +11,9 @@ PYTHON ?= $(shell for p in python3.14 python3.13 python3.12 python3 \
 VENV := .venv
 BIN := $(VENV)/bin
 ADDR ?= 127.0.0.1:8000
+SANDBOX_PORT ?= 8900
 
-.PHONY: run test lint format sandbox clean check-python
+.PHONY: run demo test test-busy lint format sandbox clean check-python
 
 check-python:
 	@test -n "$(PYTHON)" || { echo "Connect Portal needs Python 3.12 or newer (Django 6); set PYTHON=/path/to/python3.12+" >&2; exit 1; }
@@ -35,9 +36,17 @@ run: $(VENV)/.installed
 	$(BIN)/python manage.py bootstrap --if-empty --org-name Demo --email admin@example.com
 	$(BIN)/python manage.py runall --addr $(ADDR)
 
+## demo: a fresh portal (var/demo) wired to a Calendly sandbox; prints the login and a token
+demo: $(VENV)/.installed
+	$(BIN)/python scripts/demo.py --addr $(ADDR) --sandbox-port $(SANDBOX_PORT)
+
 ## test: install what the tests need and run the whole suite
 test: $(VENV)/.installed-dev
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+## test-busy: the tests that start real processes, with two CPU hogs beside them (CI runs it)
+test-busy: $(VENV)/.installed-dev
+	PYTHON=$(BIN)/python bash .ci/test-busy $(PYTEST_ARGS)
 
 ## lint: ruff, as CI runs it
 lint: $(VENV)/.installed-dev

@@ -2,7 +2,8 @@
 
 Cast: in organization **Acme** an owner, an admin, a member and a viewer; in **Globex** an
 outsider (Globex's owner). With ``PORTAL_REQUIRE_SERVICES=1`` (set by ``.ci/run``) the suite
-refuses to start unless PostgreSQL and Redis are configured and reachable.
+refuses to start unless PostgreSQL and Redis are configured and reachable. Child processes
+are ended with their test and never outlive the suite (``tests/hygiene.py``).
 """
 
 from __future__ import annotations
@@ -15,11 +16,18 @@ from django.conf import settings as django_settings
 from rest_framework.test import APIClient
 
 from portal.tenancy.models import Membership, Organization, Role
+from tests import hygiene
+from tests.hygiene import (  # noqa: F401  (hooks of this conftest)
+    pytest_runtest_teardown,
+    pytest_sessionfinish,
+    pytest_unconfigure,
+)
 
 PASSWORD = "correct horse battery staple 42"
 
 
 def pytest_configure(config):
+    hygiene.pytest_configure(config)
     if os.environ.get("PORTAL_REQUIRE_SERVICES") != "1":
         return
     problems = []

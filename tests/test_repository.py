@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import re
-import subprocess
 from pathlib import Path
+
+from tests.processes import run
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -13,8 +14,8 @@ _OUTSIDE = re.compile(r"""\.\./shared|parents?\[\d\]\s*/\s*["']shared["']|["']sh
 
 
 def _tracked_files() -> list[Path]:
-    listed = subprocess.run(
-        ["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, check=True
+    listed = run(
+        ["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, check=True, timeout=60
     ).stdout.split(b"\0")
     return [ROOT / name.decode() for name in listed if name]
 

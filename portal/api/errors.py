@@ -11,6 +11,7 @@ from __future__ import annotations
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
 from rest_framework import exceptions
 from rest_framework.serializers import as_serializer_error
 from rest_framework.views import exception_handler as drf_exception_handler
@@ -47,8 +48,9 @@ def error_response(status: int, message: str, *, code: str | None = None) -> Jso
     return JsonResponse(error_body(status, message, code=code), status=status)
 
 
+@csrf_exempt  # nothing to protect; a CSRF refusal here would be an HTML 403 for a 404
 def not_found(request, *args, **kwargs) -> JsonResponse:
-    """Unknown API paths answer in the API's format, in DEBUG too."""
+    """Unknown API paths answer in the API's format, in DEBUG too, whatever the method."""
     return error_response(404, "Not found.")
 
 

@@ -21,7 +21,8 @@ organizations = SimpleRouter(trailing_slash=True)
 organizations.register("organizations", OrganizationViewSet, basename="organization")
 organizations.register("applications", ApplicationViewSet, basename="application")
 
-tenant = SimpleRouter(trailing_slash=True)
+# path()-style routes, so each viewset's lookup converter (TenantScopedMixin: int) applies.
+tenant = SimpleRouter(trailing_slash=True, use_regex_path=False)
 tenant.register("memberships", MembershipViewSet, basename="membership")
 tenant.register("invitations", InvitationViewSet, basename="invitation")
 tenant.register("tokens", ApiTokenViewSet, basename="token")

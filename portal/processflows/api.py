@@ -5,11 +5,17 @@ from __future__ import annotations
 
 from django.core.exceptions import ValidationError
 from django.http import Http404
-from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
+from drf_spectacular.utils import (
+    OpenApiExample,
+    OpenApiParameter,
+    extend_schema,
+    extend_schema_field,
+)
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
+from flows.definition import MAX_STEPS
 from portal.processflows import selectors, services
 from portal.processflows.models import (
     Deployment,
@@ -90,8 +96,43 @@ class DeploymentSerializer(serializers.ModelSerializer):
         ).data
 
 
+@extend_schema_field(
+    {
+        "type": "object",
+        "properties": {
+            "trigger": {"type": "object", "description": "What starts a run (see the docs)."},
+            "steps": {
+                "type": "array",
+                "items": {"type": "object"},
+                "minItems": 1,
+                "maxItems": MAX_STEPS,
+            },
+        },
+        "required": ["trigger", "steps"],
+    }
+)
+class DefinitionField(serializers.JSONField):
+    """A flow definition, checked in full by ``definitions.clean_definition``; the schema
+    states its shape so that clients (and schema-driven tests) send one."""
+
+
+# A complete definition that needs no credential: a polling flow with one map step.
+POLLING_EXAMPLE = OpenApiExample(
+    "A polling flow",
+    value={
+        "name": "Every five minutes",
+        "description": "",
+        "definition": {
+            "trigger": {"type": "polling", "schedule": {"every_seconds": 300}},
+            "steps": [{"name": "document", "type": "map", "mapping": {"note": "checked"}}],
+        },
+    },
+    request_only=True,
+)
+
+
 class ProcessflowSerializer(serializers.ModelSerializer):
-    definition = serializers.JSONField(
+    definition = DefinitionField(
         write_only=True, help_text="The flow definition: {trigger, steps} (see the docs)."
     )
     latest_version = serializers.SerializerMethodField()
@@ -126,7 +167,7 @@ class ProcessflowSerializer(serializers.ModelSerializer):
 class ProcessflowUpdateSerializer(serializers.Serializer):
     name = serializers.CharField(required=False)
     description = serializers.CharField(required=False, allow_blank=True)
-    definition = serializers.JSONField(required=False)
+    definition = DefinitionField(required=False)
 
 
 class StepRunSerializer(serializers.ModelSerializer):
@@ -216,6 +257,7 @@ class ProcessflowViewSet(
             )
         return context
 
+    @extend_schema(examples=[POLLING_EXAMPLE])
     def create(self, request, org: str):
         serializer = ProcessflowSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -228,7 +270,11 @@ class ProcessflowViewSet(
         )
         return Response(ProcessflowSerializer(flow).data, status=status.HTTP_201_CREATED)
 
-    @extend_schema(request=ProcessflowUpdateSerializer, responses=ProcessflowSerializer)
+    @extend_schema(
+        request=ProcessflowUpdateSerializer,
+        responses=ProcessflowSerializer,
+        examples=[POLLING_EXAMPLE],
+    )
     def partial_update(self, request, org: str, pk: str):
         flow = self.get_object()
         serializer = ProcessflowUpdateSerializer(data=request.data)
@@ -334,7 +380,7 @@ class EventViewSet(
                 "deployment__processflow"
             )
         flow_id = self.request.query_params.get("processflow", "")
-        if flow_id and not flow_id.isdigit():
+        if flow_id and not (flow_id.isascii() and flow_id.isdigit()):
             raise ValidationError({"processflow": ["A processflow is given by its id."]})
         flow = (
             selectors.access_processflow_by_id(self.organization, int(flow_id)) if flow_id else None

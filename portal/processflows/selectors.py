@@ -100,7 +100,8 @@ def run_filters(organization: Organization, params: Mapping[str, str]) -> RunFil
     processflow = None
     flow_id = (params.get("processflow") or "").strip()
     if flow_id:
-        if flow_id.isdigit():
+        # ASCII digits only: str.isdigit() also accepts "²", which int() refuses.
+        if flow_id.isascii() and flow_id.isdigit():
             processflow = access_processflow_by_id(organization, int(flow_id))
         else:
             problems["processflow"] = ["A processflow is given by its id."]

@@ -45,7 +45,9 @@ class RoleChangeSerializer(serializers.Serializer):
 
 
 class InvitationSerializer(serializers.ModelSerializer):
-    invited_by = serializers.EmailField(source="invited_by.email", read_only=True, default=None)
+    invited_by = serializers.EmailField(
+        source="invited_by.email", read_only=True, default=None, allow_null=True
+    )
 
     class Meta:
         model = Invitation
@@ -67,6 +69,7 @@ class OrganizationViewSet(viewsets.GenericViewSet):
     queryset = Organization.objects.none()  # only for the schema's types; see _memberships
     lookup_field = "slug"
     lookup_url_kwarg = "org"
+    lookup_value_regex = r"[-a-zA-Z0-9_]+"  # a slug, as in every other route's <slug:org>
 
     def initial(self, request, *args, **kwargs):
         super().initial(request, *args, **kwargs)

@@ -63,7 +63,9 @@ class CredentialSerializer(serializers.ModelSerializer):
         help_text="Secret fields. Write-only values; responses show only a masked form.",
     )
     fields = serializers.DictField(child=serializers.CharField(allow_blank=True), required=False)
-    created_by = serializers.EmailField(source="created_by.email", read_only=True, default=None)
+    created_by = serializers.EmailField(
+        source="created_by.email", read_only=True, default=None, allow_null=True
+    )
 
     class Meta:
         model = Credential

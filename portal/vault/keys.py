@@ -12,7 +12,14 @@ from collections import OrderedDict
 from collections.abc import Iterable
 
 from django.conf import settings
-from django.db import IntegrityError, OperationalError, ProgrammingError, transaction
+from django.db import (
+    IntegrityError,
+    OperationalError,
+    ProgrammingError,
+    connections,
+    router,
+    transaction,
+)
 
 from portal.tenancy.models import Organization
 from portal.vault import crypto
@@ -187,11 +194,19 @@ def verify_keyring() -> list[str]:
         return [str(error)]
     problems = []
     every_key = DataKey.objects.unscoped("start-up check: every stored data key must open")
+    database = connections[router.db_for_read(DataKey)]
     try:
+        if DataKey._meta.db_table not in database.introspection.table_names():
+            # Before the first migrate nothing is stored, so nothing can be undecryptable:
+            # a healthy first start, not worth a word.
+            return []
         used = sorted(set(every_key.values_list("kek_id", flat=True)))
     except (OperationalError, ProgrammingError) as error:
-        # Before the first migrate, or the database is down: nothing can be checked yet.
-        logger.warning("encryption key check skipped: %s", type(error).__name__)
+        # The database is down: nothing can be checked now; the check runs again at start.
+        logger.warning(
+            "encryption key check skipped: the database is unreachable (%s)",
+            type(error).__name__,
+        )
         return []
     for kek_id in used:
         if kek_id not in ring.ids:

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from connectors.calendly.sandbox import seed
+from tests.processes import run
 
 REPO = Path(__file__).resolve().parents[2]
 INVALID_TOKEN_MESSAGE = (
@@ -21,7 +22,7 @@ INVALID_TOKEN_MESSAGE = (
 def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     environment = {k: v for k, v in os.environ.items() if not k.startswith(("CALENDLY_", "REST_"))}
     environment.update(env or {})
-    return subprocess.run(
+    return run(
         [sys.executable, "-m", "connectors", *args],
         cwd=REPO,
         env=environment,

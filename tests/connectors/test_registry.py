@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 import textwrap
 from pathlib import Path
@@ -15,6 +14,7 @@ from connectors import Action, Connector, CredentialType, Field, Param
 from connectors.auth import NoAuth
 from connectors.errors import UnknownAction, UnknownConnector
 from connectors.testing import RecordingServer, Reply
+from tests.processes import run
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -187,7 +187,7 @@ def test_the_library_never_imports_django():
         """
     )
 
-    completed = subprocess.run(
+    completed = run(
         [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60
     )
 

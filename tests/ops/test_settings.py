@@ -4,10 +4,9 @@ checks; the embedded default needs no environment at all."""
 import base64
 import os
 import secrets
-import subprocess
 import sys
 
-from tests.processes import ROOT
+from tests.processes import ROOT, run
 
 
 def run_manage(*args, **env):
@@ -16,7 +15,7 @@ def run_manage(*args, **env):
         for k, v in os.environ.items()
         if k not in {"SECRET_KEY", "PORTAL_ENCRYPTION_KEYS", "DEBUG"}
     }
-    return subprocess.run(
+    return run(
         [sys.executable, "manage.py", *args],
         cwd=ROOT,
         env={**base, **env},
@@ -71,7 +70,7 @@ def test_the_embedded_default_runs_on_sqlite_and_a_file_broker_without_any_envir
         "print(s.DATABASES['default']['ENGINE'], s.CELERY_BROKER_URL,"
         " s.CACHES['default']['BACKEND'])"
     )
-    result = subprocess.run(
+    result = run(
         [sys.executable, "-c", script],
         cwd=ROOT,
         env={**clean, "PORTAL_VAR_DIR": str(tmp_path)},
@@ -82,7 +81,7 @@ def test_the_embedded_default_runs_on_sqlite_and_a_file_broker_without_any_envir
     assert result.returncode == 0, result.stderr
     engine, broker, cache = result.stdout.split()
     assert engine == "django.db.backends.sqlite3"
-    assert broker == "filesystem://"
+    assert broker.startswith("filesystem://")
     assert cache.endswith("FileBasedCache")
     assert (tmp_path / "dev-encryption-keys").exists()
 
@@ -99,13 +98,13 @@ def forwarded_https_is_trusted(**env) -> bool:
         "print(request.is_secure())"
     )
     base = {k: v for k, v in os.environ.items() if k != "PORTAL_TRUSTED_PROXY_COUNT"}
-    result = subprocess.run(
+    result = run(
         [sys.executable, "-c", script],
         cwd=ROOT,
         env={**base, **production_env(**env)},
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=120,
     )
     assert result.returncode == 0, result.stderr
     return {"True": True, "False": False}[result.stdout.strip()]

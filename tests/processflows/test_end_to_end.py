@@ -33,16 +33,20 @@ def portal(transactional_db, live_server, calendly_sandbox, settings):
     settings.PORTAL_ALLOWED_PRIVATE_HOSTS = ["127.0.0.1"]
     purge_queues()
     relay = start_relay()
-    worker = start_worker(
-        extra_env={
-            "CALENDLY_API_BASE_URL": calendly_sandbox.url,
-            "PORTAL_BASE_URL": live_server.url,
-            "PORTAL_ALLOWED_PRIVATE_HOSTS": "127.0.0.1",
-        }
-    )
-    yield worker
-    worker.stop()
-    relay.stop()
+    try:
+        worker = start_worker(
+            extra_env={
+                "CALENDLY_API_BASE_URL": calendly_sandbox.url,
+                "PORTAL_BASE_URL": live_server.url,
+                "PORTAL_ALLOWED_PRIVATE_HOSTS": "127.0.0.1",
+            }
+        )
+        try:
+            yield worker
+        finally:
+            worker.stop()
+    finally:
+        relay.stop()
 
 
 def registration(deployment: Deployment) -> str:

@@ -13,6 +13,7 @@ from django.db import connection
 from django.utils import timezone
 
 from connectors.calendly.sandbox import seed
+from flows.redaction import redact
 from portal.applications import runtime as portal_runtime
 from portal.applications.ratebudget import SharedRateBudget
 from portal.processflows import execution, runs, services
@@ -387,6 +388,32 @@ def test_an_error_quoting_a_secret_is_stored_without_it(owner, acme):
 
     assert len(destination.requests) == 1
     assert TOKEN not in stored_text(run)
+
+
+def test_text_the_database_cannot_store_reaches_the_destination_and_is_kept_as_u_fffd(owner, acme):
+    """A polled record or an application's answer may hold a NUL, which PostgreSQL stores in
+    no text or jsonb column: the destination gets the document as it was; the run's stored
+    copies show U+FFFD in its place."""
+    with scripted_destination(201) as destination:
+        run = run_for(forwarding(acme, destination.url), {"email": "ada\x00@example.com"})
+        execution.execute(run.organization_id, run.pk)
+
+    assert destination.documents == [{"email": "ada\x00@example.com"}]
+    run.refresh_from_db()
+    assert run.status == RunStatus.SUCCEEDED
+    assert run.input["payload"]["email"] == "ada\ufffd@example.com"
+    stored = StepRun.objects.get(run=run, name="document").output
+    assert stored == {"email": "ada\ufffd@example.com"}
+
+
+def test_stored_copies_replace_nul_and_unpaired_surrogates_in_keys_and_values():
+    document = {"a\x00": ["x\ud800y", 1, None], "api_token": "\x00", "b": "caf\u00e9"}
+
+    assert redact(document) == {
+        "a\ufffd": ["x\ufffdy", 1, None],
+        "api_token": "[redacted]",
+        "b": "caf\u00e9",
+    }
 
 
 # --- The shared rate budget ----------------------------------------------------------------------

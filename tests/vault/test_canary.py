@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import shutil
-import subprocess
 import uuid
 from pathlib import Path
 
@@ -26,7 +25,7 @@ from portal.vault.models import Credential
 from portal.vault.tasks import revalidate_credential, revalidate_credentials
 from tests.factories import every
 from tests.processes import child_database_url as database_url
-from tests.processes import purge_queues
+from tests.processes import purge_queues, run
 from tests.vault.conftest import TOKEN_FIELD
 
 MAINTENANCE_TASKS = {
@@ -112,7 +111,7 @@ def collect_logs(witness: Witness, caplog) -> None:
 def dump_database(witness: Witness, moment: str) -> None:
     """Every row of every table, as the database holds it."""
     if connection.vendor == "postgresql" and shutil.which("pg_dump"):
-        dump = subprocess.run(
+        dump = run(
             ["pg_dump", "--data-only", "--no-owner", f"--dbname={database_url()}"],
             capture_output=True,
             check=True,

@@ -2,13 +2,12 @@
 
 import base64
 import secrets
-import subprocess
 import sys
 
 import pytest
 
 from portal.vault.keys import active_data_key
-from tests.processes import ROOT, child_env
+from tests.processes import ROOT, child_env, run
 
 
 def key(kek_id):
@@ -16,7 +15,7 @@ def key(kek_id):
 
 
 def start(env, *args):
-    return subprocess.run(
+    return run(
         [sys.executable, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
     )
 

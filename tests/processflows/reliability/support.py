@@ -23,7 +23,7 @@ from connectors.calendly.webhooks import SIGNATURE_HEADER, signature
 from portal.processflows.models import Deployment, Processflow, Run, RunStatus
 from portal.processflows.signing import new_signing_key
 from tests.factories import every, make_credential, make_deployment, make_processflow
-from tests.processes import ROOT, Process, child_env
+from tests.processes import Process, answers_http, child_env, output_contains, start
 
 CALENDLY = "https://api.calendly.com"
 
@@ -75,7 +75,7 @@ class Hook:
         sent = signed(key or self.key, body, at=at) if headers is None else headers
         return client.post(self.path, data=body, content_type="application/json", headers=sent)
 
-    def send(self, base_url: str, body: bytes, *, timeout: float = 10) -> requests.Response:
+    def send(self, base_url: str, body: bytes, *, timeout: float = 60) -> requests.Response:
         """POST ``body``, signed now, to a real server at ``base_url``."""
         return requests.post(
             base_url + self.path, data=body, headers=signed(self.key, body), timeout=timeout
@@ -208,7 +208,9 @@ def reach(settings, sandbox) -> None:
 class ScriptedDestination:
     """A JSON API on loopback that answers POSTs from a script and keeps what it accepted.
 
-    The n-th request gets the n-th answer (the last one repeats), after ``delay`` seconds.
+    The n-th request gets the n-th answer (the last one repeats), after ``delay`` seconds,
+    and, while the destination is ``held``, not before ``release()``: a test can act while
+    requests are certainly in flight, however slow the machine.
     A document is accepted (kept in ``received``) when its answer is 2xx, at the moment the
     request arrives; a repeated Idempotency-Key of an accepted document gets the same answer
     and is not kept again, even while the first request is still being answered. So a
@@ -224,6 +226,11 @@ class ScriptedDestination:
     keys: dict[str, int] = field(default_factory=dict)
     url: str = ""
     lock: threading.Lock = field(default_factory=threading.Lock)
+    released: threading.Event = field(default_factory=threading.Event)
+
+    def release(self) -> None:
+        """Answer held requests, and from now on every request without waiting."""
+        self.released.set()
 
     @property
     def documents(self) -> list:
@@ -248,11 +255,15 @@ class ScriptedDestination:
 
 
 @contextmanager
-def scripted_destination(*answers: int | tuple[int, dict], delay: float = 0, echo=None):
+def scripted_destination(*answers: int | tuple[int, dict], delay: float = 0, echo=None,
+                         hold: bool = False):  # fmt: skip
     """Serve a ``ScriptedDestination`` for the ``with`` block. ``answers`` are statuses or
-    (status, headers); ``echo`` names a request header whose value the answer repeats."""
+    (status, headers); ``echo`` names a request header whose value the answer repeats;
+    ``hold``: requests wait for ``destination.release()`` before they are answered."""
     script = [a if isinstance(a, tuple) else (a, {}) for a in answers or (201,)]
     destination = ScriptedDestination(script, delay=delay, echo=echo)
+    if not hold:
+        destination.release()
 
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self):
@@ -262,6 +273,7 @@ def scripted_destination(*answers: int | tuple[int, dict], delay: float = 0, ech
                 json.loads(body or b"null"),
                 dict(self.headers.items()),
             )
+            destination.released.wait()
             if destination.delay:
                 time.sleep(destination.delay)
             answer = {"ok": status < 300}
@@ -289,11 +301,14 @@ def scripted_destination(*answers: int | tuple[int, dict], delay: float = 0, ech
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}).start()
+    threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+    ).start()
     destination.url = f"http://127.0.0.1:{server.server_address[1]}"
     try:
         yield destination
     finally:
+        destination.release()  # no handler thread waits for a release that never comes
         server.shutdown()
         server.server_close()
 
@@ -313,33 +328,18 @@ def start_web(**extra_env: str) -> tuple[Process, str]:
     port = free_port()
     args = [
         sys.executable, "-m", "gunicorn", "portal.wsgi", "-b", f"127.0.0.1:{port}",
-        "--workers", "1", "--timeout", "60", "--graceful-timeout", "2",
+        "--workers", "1", "--timeout", "120", "--graceful-timeout", "5",
     ]  # fmt: skip
-    process = Process("gunicorn", args, child_env(**extra_env), ROOT / "var" / "test-logs")
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if process.popen.poll() is not None:
-            raise RuntimeError(f"gunicorn exited early:\n{process.output()}")
-        try:
-            # GET is refused before any database or broker is touched: a pure liveness probe.
-            requests.get(f"{url}/hooks/ready/", timeout=1)
-        except requests.ConnectionError:
-            time.sleep(0.1)
-            continue
-        return process, url
-    process.stop()
-    raise RuntimeError(f"gunicorn did not answer within 30 s:\n{process.output()}")
+    # GET is refused before any database or broker is touched: a pure liveness probe. The
+    # first answer waits for the worker to boot, which takes long on a busy machine.
+    ready = answers_http(f"{url}/hooks/ready/")
+    process = start("gunicorn", args, env=child_env(**extra_env), ready=ready, what="answer HTTP")
+    return process, url
 
 
 def start_relay(**extra_env: str) -> Process:
     """Run the outbox relay (``manage.py relay_outbox``) on the test database."""
     args = [sys.executable, "manage.py", "relay_outbox"]
-    process = Process("relay", args, child_env(**extra_env), ROOT / "var" / "test-logs")
-    deadline = time.monotonic() + 30
-    while "relay running" not in process.output():
-        if process.popen.poll() is not None or time.monotonic() > deadline:
-            process.stop()
-            raise RuntimeError(f"the relay did not start:\n{process.output()}")
-        time.sleep(0.1)
-    return process
+    ready = output_contains("relay running")
+    return start("relay", args, env=child_env(**extra_env), ready=ready, what="start relaying")

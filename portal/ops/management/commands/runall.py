@@ -2,7 +2,9 @@
 relay, together.
 
 For development and demos (``make run``). Ctrl-C stops them all. Production runs each as
-its own service (see docker-compose.yml).
+its own service (see docker-compose.yml). Unless ``PORTAL_BASE_URL`` is set, the processes
+are given the URL of ``--addr``, so Processflow URLs and webhook subscriptions point at the
+port the portal really listens on.
 """
 
 import os
@@ -17,6 +19,17 @@ from django.core.management.base import BaseCommand
 from portal.celery import QUEUES
 
 
+def base_url_for(addr: str) -> str:
+    """The URL a browser on this machine reaches ``runserver <addr>`` at: ``8701``,
+    ``127.0.0.1:8701``, ``0.0.0.0:8701``, ``[::1]:8701`` or ``localhost:8701``."""
+    host, sep, port = addr.rpartition(":")
+    if not sep or not host:  # a port alone
+        host, port = "127.0.0.1", addr
+    if host in ("0", "0.0.0.0", "[::]"):  # noqa: S104 (every interface includes loopback)
+        host = "127.0.0.1"
+    return f"http://{host}:{port}"
+
+
 class Command(BaseCommand):
     help = "Run the web server, a Celery worker, Celery beat and the outbox relay until Ctrl-C."
 
@@ -25,6 +38,13 @@ class Command(BaseCommand):
 
     def handle(self, *args, addr, **options):
         python = sys.executable
+        env = os.environ.copy()
+        if not env.get("PORTAL_BASE_URL"):
+            env["PORTAL_BASE_URL"] = base_url_for(addr)
+        url = env["PORTAL_BASE_URL"].rstrip("/")
+        # runserver's "do not use in production" notice would read as a fault on a healthy
+        # first start; runall is the development command, and says so itself.
+        env.setdefault("DJANGO_RUNSERVER_HIDE_WARNING", "true")
         commands = {
             "web": [python, "manage.py", "runserver", addr, "--noreload"],
             "worker": [
@@ -37,13 +57,13 @@ class Command(BaseCommand):
             "relay": [python, "manage.py", "relay_outbox"],
         }  # fmt: skip
         processes = {
-            name: subprocess.Popen(command, cwd=settings.BASE_DIR, env=os.environ.copy())  # noqa: S603
+            name: subprocess.Popen(command, cwd=settings.BASE_DIR, env=env)  # noqa: S603
             for name, command in commands.items()
         }
         self.stdout.write(
             self.style.SUCCESS(
-                f"Connect Portal is running at http://{addr}/ (web, worker, beat, relay). "
-                "Press Ctrl-C to stop."
+                f"Connect Portal is running at {url}/ (web, worker, beat, relay; for "
+                "development: production runs with Docker Compose). Press Ctrl-C to stop."
             )
         )
         stopping = False
