@@ -22,6 +22,9 @@ class ValidationOutcome:
     status: str | None
     """The credential's new status, or None when the check says nothing about the credential
     (the application was unreachable): an outage must not mark a good token invalid."""
+    warnings: tuple[str, ...] = ()
+    """What the account cannot do although the credential works (e.g. Calendly's free plan
+    cannot use webhooks), as the connector declares it."""
 
 
 def validate(
@@ -71,7 +74,11 @@ def validate_credentials(
         )
     summary = account.as_dict()
     return ValidationOutcome(
-        ok=True, message=account_message(app, summary), account=summary, status="valid"
+        ok=True,
+        message=account_message(app, summary),
+        account=summary,
+        status="valid",
+        warnings=tuple(account.warnings),
     )
 
 

@@ -22,7 +22,7 @@ from portal.applications.validation import ValidationOutcome
 from portal.queues import enqueue
 from portal.tenancy.models import Membership, Organization
 from portal.tenancy.permissions import Perm
-from portal.vault import crypto
+from portal.vault import crypto, health
 from portal.vault.audit import Actor, as_actor
 from portal.vault.audit import record as record_event
 from portal.vault.keys import active_data_key, open_secrets, seal_secrets
@@ -198,8 +198,12 @@ def create_credential(
     type: str = "rest",
     fields: dict | None = None,
     secrets: dict | None = None,
+    validate_later: bool = True,
 ) -> Credential:
     """Store a new credential with its secrets encrypted; status starts ``unvalidated``.
+
+    A worker validates it right after the commit, unless ``validate_later`` is False: the
+    page then validates it at once (:func:`validate_after_save`) to say what it found.
 
     Raises ``PermissionDenied`` for a role that may not change anything, and
     ``ValidationError`` naming every problem by field; nothing is stored then.
@@ -228,7 +232,8 @@ def create_credential(
     seal_secrets(credential, checked.secrets, active_data_key(organization))
     _save_named(credential)
     record_event(credential, CredentialEvent.Action.CREATED, actor=actor)
-    _validate_after_commit(credential)
+    if validate_later:
+        _validate_after_commit(credential)
     return credential
 
 
@@ -252,8 +257,10 @@ def update_credential(
     name: str | None = None,
     fields: dict | None = None,
     secrets: dict | None = None,
+    validate_later: bool = True,
 ) -> Credential:
-    """Rename, change non-secret fields, or replace secrets.
+    """Rename, change non-secret fields, or replace secrets (``validate_later`` as for
+    :func:`create_credential`).
 
     A stored secret is never read back to the caller, and not even decrypted when it is
     replaced: a secret that no longer decrypts can always be replaced. Replacing a secret or
@@ -307,7 +314,7 @@ def update_credential(
         )
     if changed:
         record_event(credential, CredentialEvent.Action.UPDATED, actor=actor, changed=changed)
-    if checked.secrets or "fields" in changed:
+    if (checked.secrets or "fields" in changed) and validate_later:
         _validate_after_commit(credential)
     return credential
 
@@ -424,6 +431,20 @@ def validate_credential(
     return _validate_and_record(credential, actor, interactive=True)
 
 
+def validate_after_save(
+    organization: Organization, *, actor: Actor | Membership, credential_id: int
+) -> ValidationOutcome:
+    """Save's second half, for the person who pressed Save: validate the stored credential
+    now and record the result, so the page says what it found and the list agrees. When the
+    application could not be asked (an outage), a worker tries again shortly."""
+    outcome = validate_credential(organization, actor=actor, credential_id=credential_id)
+    if outcome.status is None:
+        transaction.on_commit(
+            lambda: enqueue(REVALIDATE_CREDENTIAL, credential_id, "validation after saving")
+        )
+    return outcome
+
+
 def revalidate(credential: Credential, *, label: str) -> ValidationOutcome:
     """Check a stored credential on the system's behalf (the periodic task)."""
     return _validate_and_record(credential, Actor.system(label), interactive=False)
@@ -445,6 +466,7 @@ def _validate_and_record(
             ok=False, message=CANNOT_DECRYPT, account={}, status=CredentialStatus.INVALID
         )
     now = timezone.now()
+    was = credential.status
     updates = {"checked_at": now, "status_message": outcome.message}
     if outcome.status is not None:
         updates["status"] = outcome.status
@@ -461,4 +483,6 @@ def _validate_and_record(
         ok=outcome.ok,
         message=outcome.message,
     )
+    if outcome.status == CredentialStatus.INVALID and was != CredentialStatus.INVALID:
+        health.became_invalid(credential, outcome.message)
     return outcome
