@@ -51,6 +51,10 @@ class AlertRule(TenantOwnedModel):
         return self.name
 
     @property
+    def kind_labels(self) -> list[str]:
+        return [AlertKind(kind).label for kind in self.kinds if kind in AlertKind.values]
+
+    @property
     def target(self) -> str:
         return self.email if self.channel == Channel.EMAIL else self.url
 
