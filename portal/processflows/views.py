@@ -257,7 +257,11 @@ def run_list(request):
 @tenant_view
 def run_detail(request, run_id: int):
     run = selectors.access_run_by_id(request.organization, run_id)
-    return render(request, "processflows/run.html", {"run": run, "steps": run.steps.all()})
+    return render(
+        request,
+        "processflows/run.html",
+        {"run": run, "steps": run.steps.all(), "replays": run.replays.order_by("pk")},
+    )
 
 
 @tenant_view

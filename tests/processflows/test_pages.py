@@ -339,7 +339,9 @@ def test_replaying_from_the_page_opens_the_new_run(as_member, runs):
     assert response["Location"] == f"/o/acme/runs/{new.pk}/"
     html = page(as_member, response["Location"])
     assert f"Replaying as run {new.pk}." in html
-    assert f'replay of <a href="/o/acme/runs/{runs["failed"].pk}/">' in html
+    assert f'<a href="/o/acme/runs/{runs["failed"].pk}/" id="replay-of">' in html
+    original = page(as_member, f"/o/acme/runs/{runs['failed'].pk}/")
+    assert f'<dd id="replays"><a href="/o/acme/runs/{new.pk}/">run #{new.pk}</a>' in original
 
 
 def test_received_events_show_their_verification_result(as_member, flow):
@@ -431,3 +433,51 @@ def test_no_page_reveals_the_signing_key(sandbox, as_member, flow):
         f"/o/acme/processflows/{flow.pk}/state/",
     ):
         assert key not in page(as_member, path)
+
+
+def test_a_run_page_shows_json_not_python_and_folds_it(as_member, runs):
+    Run.objects.filter(pk=runs["ok"].pk).update(
+        input={"payload": {"email": "a@b.c", "rescheduled": False, "old_invitee": None}}
+    )
+
+    html = page(as_member, f"/o/acme/runs/{runs['ok'].pk}/")
+
+    assert (
+        '<span class="j-key">&quot;rescheduled&quot;: </span><span class="j-bool">false</span>'
+        in html
+    )
+    assert '<span class="j-null">null</span>' in html
+    assert '<details class="j-node" open>' in html
+    assert "False" not in html.split("<h2>Input</h2>")[1]
+
+
+def test_a_step_shows_its_request_line_with_the_query_string(as_member, runs):
+    run = runs["ok"]
+    run.steps.create(
+        position=0,
+        name="events",
+        status="succeeded",
+        request={
+            "method": "GET",
+            "url": "https://api.calendly.com/scheduled_events",
+            "query": [["count", "20"], ["status", "active"]],
+        },
+        response_status=200,
+    )
+
+    html = page(as_member, f"/o/acme/runs/{run.pk}/")
+
+    assert (
+        '<code class="request-line">GET https://api.calendly.com/scheduled_events'
+        "?count=20&amp;status=active</code>" in html
+    )
+
+
+def test_an_unfinished_run_page_refreshes_itself_and_a_finished_one_does_not(as_member, runs):
+    Run.objects.filter(pk=runs["ok"].pk).update(status="running")
+
+    running = page(as_member, f"/o/acme/runs/{runs['ok'].pk}/")
+    failed = page(as_member, f"/o/acme/runs/{runs['failed'].pk}/")
+
+    assert 'hx-trigger="every 2s" hx-select="#run-live"' in running
+    assert "hx-trigger" not in failed.split('id="run-live"')[1].split(">")[0]
