@@ -8,6 +8,7 @@ an audit entry or a return value.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,12 +18,14 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from flows import CredentialUnavailable
+from flows import definition as flow_definition
+from flows.redaction import redact
 from portal.applications import declarations, validation
 from portal.applications.validation import ValidationOutcome
 from portal.queues import enqueue
 from portal.tenancy.models import Membership, Organization
 from portal.tenancy.permissions import Perm
-from portal.vault import crypto, health
+from portal.vault import calls, crypto, health
 from portal.vault.audit import Actor, as_actor
 from portal.vault.audit import record as record_event
 from portal.vault.keys import active_data_key, open_secrets, seal_secrets
@@ -486,3 +489,63 @@ def _validate_and_record(
     if outcome.status == CredentialStatus.INVALID and was != CredentialStatus.INVALID:
         health.became_invalid(credential, outcome.message)
     return outcome
+
+
+# --- Running one action now ------------------------------------------------------------------
+
+
+def execute_action(
+    organization: Organization,
+    *,
+    actor: Actor | Membership,
+    application: str,
+    action: str,
+    credential_id: int,
+    filters: list | None = None,
+    document: Any = None,
+    context: dict | None = None,
+    limit: int | None = None,
+    purpose: str = "Test step",
+) -> calls.ActionOutcome:
+    """Run one action of ``application`` now with a stored credential: the designer's Test
+    step and the API's ``…/actions/<action>/execute``. A real call, audited on the
+    credential like any use (``purpose`` says why); it never creates a run. ``context``
+    is what ``{{ trigger.… }}`` / ``{{ steps.… }}`` references read (the designer's
+    samples). Its answer has sensitive keys redacted, as run records do."""
+    actor = as_actor(actor)
+    actor.require(Perm.CHANGE)
+    app = declarations.get_application(application)  # unknown application: ValidationError
+    if action not in app.actions:
+        raise ValidationError(
+            {"action": [f"{app.display_name} has no action {action!r}; it has: "
+                        f"{', '.join(app.actions)}."]}
+        )  # fmt: skip
+    credential = access_credential_by_id(organization, credential_id)
+    if credential.application != app.name:
+        raise ValidationError(
+            {"credential": [f"Credential {credential.name!r} is for "
+                            f"{declarations.display_name(credential.application)}, not "
+                            f"{app.display_name}."]}
+        )  # fmt: skip
+    rows = filters or []
+    if not isinstance(rows, list) or not all(
+        isinstance(row, list | tuple) and len(row) == 2 and all(isinstance(v, str) for v in row)
+        for row in rows
+    ):
+        raise ValidationError({"filters": ["Filters are a list of [key, value] text pairs."]})
+    refusal = flow_definition.typed_key_refusal(app, action, rows)
+    if refusal is not None:
+        raise ValidationError({"filters": [refusal[1]]})
+    outcome = calls.run_action(
+        credential,
+        action,
+        filters=rows,
+        context=context or {"trigger": {}, "steps": {}},
+        document=document,
+        limit=limit,
+        purpose=purpose,
+        actor=actor,
+    )
+    return dataclasses.replace(
+        outcome, data=redact(outcome.data), items=redact(outcome.items) if outcome.items else None
+    )

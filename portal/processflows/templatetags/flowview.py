@@ -91,3 +91,25 @@ def request_line(request: dict) -> str:
 def unfinished(runs) -> bool:
     """Whether any of ``runs`` may still change (so its table refreshes itself)."""
     return any(run.status in ("queued", "running", "retrying") for run in runs)
+
+
+@register.filter
+def get_item(mapping, key):
+    """``mapping[key]`` in a template (None when absent)."""
+    try:
+        return mapping.get(key)
+    except AttributeError:
+        return None
+
+
+@register.filter
+def split_words(text: str) -> list[str]:
+    return text.split()
+
+
+@register.filter
+def sample_paths(sample, step_name: str) -> list[tuple[str, str]]:
+    """The paths of a step's sample output, as ``steps.<name>.…``."""
+    from portal.processflows.designer import sample_paths as paths
+
+    return paths(f"steps.{step_name}", sample)
