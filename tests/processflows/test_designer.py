@@ -151,7 +151,7 @@ def test_a_missing_trigger_credential_is_shown_on_the_trigger(as_member, credent
         {
             "where": "trigger",
             "path": "trigger.credential",
-            "message": "Choose the credential the events come from.",
+            "message": "Choose a credential.",
         }
     ]
 
