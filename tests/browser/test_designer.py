@@ -83,7 +83,7 @@ def test_a_flow_built_in_the_designer_runs_green_without_a_reload(
     page.get_by_role("button", name="Add field").click()
     page.locator("#step-1-mkey-1").fill("owner")
     page.locator("#step-1-mval-1").focus()
-    samples.get_by_role("button", name=re.compile(r"^steps\.me\.resource\.name")).click()
+    samples.get_by_role("button", name=re.compile(r"^resource\.name")).click()
     expect(page.locator("#step-1-mval-1")).to_have_value("{{ steps.me.resource.name }}")
     page.locator("#definition-json > summary").click()
     expect(page.locator("#definition-text")).to_contain_text('"type": "webhook"')
@@ -107,6 +107,7 @@ def test_a_flow_built_in_the_designer_runs_green_without_a_reload(
     calendly_sandbox.fire("invitee.created", email="grace@example.com")
     run_row = page.locator("#runs-live tbody tr").first
     expect(run_row.locator(".badge")).to_have_text("Succeeded", timeout=60_000)
+    expect(page.locator("#events-live tbody tr").first).to_contain_text("invitee.created")
     shot(page, "run-succeeded")
 
     run_row.get_by_role("link", name=re.compile(r"^#\d+")).click()

@@ -113,3 +113,9 @@ def sample_paths(sample, step_name: str) -> list[tuple[str, str]]:
     from portal.processflows.designer import sample_paths as paths
 
     return paths(f"steps.{step_name}", sample)
+
+
+@register.filter
+def after_step(path: str, step_name: str) -> str:
+    """``steps.me.resource.email`` -> ``resource.email`` (the heading names the step)."""
+    return path.removeprefix(f"steps.{step_name}.")
