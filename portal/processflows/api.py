@@ -10,6 +10,8 @@ from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
+from flows.schema import definition_schema
+from portal.api.idempotency import idempotent
 from portal.api.scoping import TenantScopedMixin
 from portal.processflows import selectors, services
 from portal.processflows.models import (
@@ -90,9 +92,15 @@ class DeploymentSerializer(serializers.ModelSerializer):
         ).data
 
 
+@extend_schema_field(definition_schema())
+class DefinitionField(serializers.JSONField):
+    """A processflow definition, published in the OpenAPI document as a typed JSON Schema."""
+
+
 class ProcessflowSerializer(serializers.ModelSerializer):
-    definition = serializers.JSONField(
-        write_only=True, help_text="The flow definition: {trigger, steps} (see the docs)."
+    definition = DefinitionField(
+        write_only=True,
+        help_text="The flow definition: the trigger and the steps (see ProcessflowDefinition).",
     )
     latest_version = serializers.SerializerMethodField()
     processflow_url = serializers.SerializerMethodField()
@@ -126,7 +134,14 @@ class ProcessflowSerializer(serializers.ModelSerializer):
 class ProcessflowUpdateSerializer(serializers.Serializer):
     name = serializers.CharField(required=False)
     description = serializers.CharField(required=False, allow_blank=True)
-    definition = serializers.JSONField(required=False)
+    definition = DefinitionField(required=False)
+
+
+class RunNowSerializer(serializers.Serializer):
+    deployment = serializers.IntegerField(help_text="The deployment that polls now.")
+    queued = serializers.BooleanField(
+        help_text="The poll reached the worker queue (false: the sweeper sends it shortly)."
+    )
 
 
 class StepRunSerializer(serializers.ModelSerializer):
@@ -216,6 +231,7 @@ class ProcessflowViewSet(
             )
         return context
 
+    @idempotent
     def create(self, request, org: str):
         serializer = ProcessflowSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -250,6 +266,7 @@ class ProcessflowViewSet(
 
     @extend_schema(request=None, responses={201: DeploymentSerializer})
     @action(detail=True, methods=["post"])
+    @idempotent
     def deploy(self, request, org: str, pk: str):
         flow = self.get_object()
         deployment = services.deploy(
@@ -265,6 +282,21 @@ class ProcessflowViewSet(
             self.organization, actor=self.membership, processflow_id=flow.pk
         )
         return Response(DeploymentSerializer(deployment).data)
+
+    @extend_schema(request=None, responses={202: RunNowSerializer})
+    @action(detail=True, methods=["post"])
+    @idempotent
+    def run(self, request, org: str, pk: str):
+        """Run a deployed polling flow now (poll its source, or make one tick), besides its
+        schedule; the runs it starts appear in ``runs``."""
+        flow = self.get_object()
+        deployment, queued = services.run_now(
+            self.organization, actor=self.membership, processflow_id=flow.pk
+        )
+        return Response(
+            RunNowSerializer({"deployment": deployment.pk, "queued": queued}).data,
+            status=status.HTTP_202_ACCEPTED,
+        )
 
     @extend_schema(request=None, responses=DeploymentSerializer)
     @action(detail=True, methods=["get"])
@@ -310,6 +342,7 @@ class RunViewSet(
 
     @extend_schema(request=None, responses={201: RunSerializer})
     @action(detail=True, methods=["post"])
+    @idempotent
     def replay(self, request, org: str, pk: str):
         run = self.get_object()
         new = services.replay_run(self.organization, actor=self.membership, run_id=run.pk)

@@ -44,3 +44,8 @@ def register_subscription(deployment_id: int) -> bool:
 def remove_subscription(deployment_id: int) -> bool:
     """Queue the removal of an undeployed deployment's webhook subscription."""
     return enqueue(REMOVE_SUBSCRIPTION, deployment_id)
+
+
+def poll_now(deployment_id: int) -> bool:
+    """Queue one poll of a polling deployment (run now); False if the broker is down."""
+    return enqueue(POLL, deployment_id)

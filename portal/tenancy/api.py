@@ -7,6 +7,7 @@ from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.exceptions import PermissionDenied
 from rest_framework.response import Response
 
+from portal.api.idempotency import idempotent
 from portal.api.models import ApiToken
 from portal.api.scoping import TenantScopedMixin
 from portal.tenancy import selectors, services
@@ -170,6 +171,7 @@ class InvitationViewSet(
         return selectors.list_pending_invitations(self.organization).select_related("invited_by")
 
     @extend_schema(request=InvitationSerializer, responses={201: IssuedInvitationSerializer})
+    @idempotent
     def create(self, request, org: str):
         serializer = InvitationSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
