@@ -114,4 +114,19 @@ def test_a_flow_built_in_the_designer_runs_green_without_a_reload(
     expect(page.locator("#run-status")).to_have_text("Succeeded")
     expect(page.locator(".json-tree").last).to_contain_text('"grace@example.com"')
     shot(page, "run")
+
+    page.get_by_role("link", name="Dashboard").click()
+    chart = page.locator("#chart-hourly")
+    expect(chart).to_be_visible()
+    assert chart.bounding_box()["height"] > 50  # the server-drawn SVG renders
+    expect(chart.locator("rect.ok").last).to_have_attribute("height", re.compile(r"^[1-9]"))
+    shot(page, "dashboard")
+
+    page.locator("#menu-manage > summary").click()
+    page.locator("#nav-manage-alerts").click()
+    page.get_by_label("Name").fill("On call")
+    page.get_by_label("E-mail address").fill("oncall@acme.test")
+    page.get_by_role("button", name="Create rule").click()
+    expect(page.locator("#alert-rules")).to_contain_text("oncall@acme.test")
+    shot(page, "alerts")
     assert page.problems == []
