@@ -54,6 +54,9 @@ class Connector:
     ``validation_action`` and ``account``
         ``validate()`` runs that action and ``account(data)`` turns its answer into an
         ``Account`` (override ``validate`` for anything else).
+    ``account_warnings``
+        optional ``account_warnings(result)`` -> sentences about what the account cannot do
+        (e.g. a plan without webhooks), read from the validation action's ``ActionResult``.
     ``rate_limit_per_minute``
         the API's budget per credential: the default in-process limiter enforces it, the
         portal's shared limiter reads it.
@@ -82,6 +85,7 @@ class Connector:
         webhooks: WebhookSupport | None = None,
         validation_action: str | None = None,
         account: Any = None,
+        account_warnings: Any = None,
         rate_limit_per_minute: int | None = None,
         unauthorized_message: str | None = None,
         guard_destinations: bool = False,
@@ -103,6 +107,7 @@ class Connector:
         self.webhooks = webhooks
         self.validation_action = validation_action
         self._account = account
+        self._account_warnings = account_warnings
         self.rate_limit_per_minute = rate_limit_per_minute
         self.unauthorized_message = unauthorized_message or (
             f"{display_name} rejected the credential (401). Check it and validate again."
@@ -243,6 +248,7 @@ class Connector:
                         response.status,
                         response.data,
                         requests=tuple(client.summaries),
+                        headers={k.lower(): v for k, v in dict(response.headers).items()},
                     )
                 return self._paginate(client, action, outbound, limit, runtime)
             except ConnectorError as error:
@@ -395,7 +401,12 @@ class Connector:
         if self.validation_action is None or self._account is None:
             raise NotImplementedError(f"{self.name} declares no validation")
         result = self.run_action(self.validation_action, credentials, runtime=runtime)
-        return self._account(result.data)
+        account = self._account(result.data)
+        if self._account_warnings is not None:
+            warnings = tuple(self._account_warnings(result))
+            if warnings:
+                account = replace(account, warnings=warnings)
+        return account
 
     # Webhooks ---------------------------------------------------------------------------------
     def _webhooks(self) -> WebhookSupport:

@@ -5,6 +5,7 @@ Every type has ``as_dict()`` giving plain JSON data; none of them ever holds a c
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -58,6 +59,9 @@ class ActionResult:
     pages: int = 1
     truncated: bool = False
     requests: tuple[RequestSummary, ...] = ()
+    #: The response headers of the action's own (last) request (non-paginated actions), for
+    #: declarations that read what an API says there (e.g. a plan's rate limit).
+    headers: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def request(self) -> dict[str, Any]:
@@ -89,6 +93,9 @@ class Account:
     email: str | None = None
     organization: str | None = None
     details: dict[str, Any] = field(default_factory=dict)
+    #: What the account cannot do that users would otherwise learn only later (e.g. a plan
+    #: without webhooks), as sentences to show beside "Connected".
+    warnings: tuple[str, ...] = ()
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -97,6 +104,7 @@ class Account:
             "email": self.email,
             "organization": self.organization,
             **({"details": dict(self.details)} if self.details else {}),
+            **({"warnings": list(self.warnings)} if self.warnings else {}),
         }
 
 

@@ -91,6 +91,9 @@ class WebhookSupport:
     subscribe_action: str | None = None
     callback_key: str = "url"
     signing_key_key: str = "signing_key"
+    #: An example delivery body per event name, as the application documents it: what a
+    #: processflow designer shows as the trigger's sample before any real event arrived.
+    event_examples: Mapping[str, Mapping[str, Any]] = {}
 
     def create_subscription(
         self,

@@ -27,6 +27,9 @@ class ValidationOutcome:
     """The credential's new status (``valid`` / ``invalid``), or None when the check says
     nothing about the credential (the application was unreachable): an outage must not mark
     a good token invalid."""
+    warnings: tuple[str, ...] = ()
+    """What the account cannot do although the credential works (e.g. Calendly's free plan
+    cannot use webhooks), as the connector declares it."""
 
 
 def validate(
@@ -45,7 +48,11 @@ def validate(
         )
     summary = account.as_dict()
     return ValidationOutcome(
-        ok=True, message=account_message(app, summary), account=summary, status=VALID
+        ok=True,
+        message=account_message(app, summary),
+        account=summary,
+        status=VALID,
+        warnings=tuple(account.warnings),
     )
 
 

@@ -116,6 +116,10 @@ PORTAL_RATE_BUDGET_MAX_WAIT_SECONDS = env_float("PORTAL_RATE_BUDGET_MAX_WAIT_SEC
 # Hosts or networks (CIDR) that the generic REST connector may reach although they are
 # private or loopback: for on-premise destinations and tests. Empty: public addresses only.
 PORTAL_ALLOWED_PRIVATE_HOSTS = env_list("PORTAL_ALLOWED_PRIVATE_HOSTS", [])
+# At most one alert per processflow (or credential) and kind within this many seconds.
+PORTAL_ALERT_QUIET_SECONDS = env_int("PORTAL_ALERT_QUIET_SECONDS", 3600)
+# How long an Idempotency-Key's answer is kept for a repeated create.
+PORTAL_IDEMPOTENCY_HOURS = env_int("PORTAL_IDEMPOTENCY_HOURS", 24)
 
 # How many reverse proxies stand in front of the portal and append to X-Forwarded-For.
 # Zero (the default) means the header is ignored: a client cannot forge its own address.
@@ -141,6 +145,7 @@ INSTALLED_APPS = [
     "portal.dashboard",
     "portal.vault",
     "portal.processflows",
+    "portal.notifications",
 ]
 
 MIDDLEWARE = [

@@ -20,6 +20,7 @@ urlpatterns = [
     path("", include("portal.dashboard.urls")),
     path("", include("portal.api.page_urls")),
     path("", include("portal.vault.urls")),
+    path("", include("portal.notifications.urls")),
     path("api/", include("portal.api.urls")),
     path("healthz", healthz, name="healthz"),
     # The admin has no login or password page of its own: the portal's pages and their lockout.

@@ -7,7 +7,7 @@ from typing import Any
 from connectors.auth import BearerToken
 from connectors.base import Connector
 from connectors.errors import InvalidResponse
-from connectors.results import Account
+from connectors.results import Account, ActionResult
 from connectors.spec import CredentialType, Field, ResourceFunction
 
 from .actions import ACTIONS
@@ -67,6 +67,28 @@ def account(data: Any) -> Account:
     )
 
 
+#: Calendly allows 500 requests a minute per user on paid plans and 50 on free ones, and says
+#: which in ``X-RateLimit-Limit`` on every answer: the only sign of the plan that
+#: ``GET /users/me`` gives.
+FREE_PLAN_RATE_LIMIT = 50
+
+
+def plan_warnings(result: ActionResult) -> list[str]:
+    """Warn when the token's account is on a free plan: Calendly refuses webhook
+    subscriptions below Professional (403), which would otherwise surface only at deploy."""
+    try:
+        limit = int(result.headers.get("x-ratelimit-limit", ""))
+    except ValueError:
+        return []
+    if limit > FREE_PLAN_RATE_LIMIT:
+        return []
+    return [
+        "This account is on a free Calendly plan: Calendly allows webhook subscriptions "
+        "only from the Professional plan up, so triggered processflows cannot use this "
+        "credential (polling processflows and actions can)."
+    ]
+
+
 connector = Connector(
     name="calendly",
     display_name="Calendly",
@@ -80,6 +102,7 @@ connector = Connector(
     webhooks=CalendlyWebhooks(),
     validation_action="users/me",
     account=account,
+    account_warnings=plan_warnings,
     rate_limit_per_minute=500,  # per user on paid plans (50 on free plans)
     unauthorized_message=(
         "Calendly rejected the Personal Access Token (401). Check the token and validate again."

@@ -8,12 +8,14 @@ event id, so a delivery's identity is its event name, its payload's ``uri`` and 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import json
 import re
 import time
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from connectors.errors import FilterError, InvalidResponse
@@ -75,8 +77,29 @@ def _parse_header(value: str) -> tuple[dict[str, str], str | None]:
     return parts, None
 
 
+@functools.cache
+def _documented_examples() -> dict[str, dict[str, Any]]:
+    """The delivery examples of the vendored OpenAPI document (``WebhookPayload``'s
+    ``x-examples``), by event name; read once, on first use."""
+    import yaml  # only the designer asks; importing it for every connector use costs
+
+    path = Path(__file__).parent / "openapi" / "openapi.yaml"
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    document = yaml.load(path.read_text(encoding="utf-8"), Loader=loader)  # noqa: S506 (a safe loader)
+    examples = document["components"]["schemas"]["WebhookPayload"].get("x-examples", {})
+    return {
+        example["event"]: json.loads(json.dumps(example, default=str))
+        for example in examples.values()
+        if isinstance(example, dict) and isinstance(example.get("event"), str)
+    }
+
+
 class CalendlyWebhooks(WebhookSupport):
     """Webhook subscriptions (organization or user scope) and signed deliveries."""
+
+    @property
+    def event_examples(self) -> Mapping[str, Mapping[str, Any]]:  # type: ignore[override]
+        return _documented_examples()
 
     events = WEBHOOK_EVENTS
     scopes = SCOPES

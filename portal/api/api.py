@@ -11,6 +11,7 @@ from rest_framework.views import APIView
 from portal.api import services
 from portal.api.models import ApiToken
 from portal.tenancy.access import TenantScopedMixin
+from portal.tenancy.idempotency import idempotent
 from portal.tenancy.permissions import Perm
 from portal.tenancy.selectors import memberships_of_user
 
@@ -98,6 +99,7 @@ class ApiTokenViewSet(
         return services.list_tokens(self.organization, user=self.request.user)
 
     @extend_schema(request=ApiTokenCreateSerializer, responses={201: IssuedApiTokenSerializer})
+    @idempotent(secret_fields=("token",))
     def create(self, request, org: str):
         if isinstance(request.auth, ApiToken):
             raise PermissionDenied("Tokens cannot create tokens; create one in the portal.")

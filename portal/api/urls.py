@@ -15,7 +15,7 @@ from portal.api.api import ApiTokenViewSet, MeView
 from portal.api.errors import not_found
 from portal.processflows.api import EventViewSet, ProcessflowViewSet, RunViewSet
 from portal.tenancy.api import InvitationViewSet, MembershipViewSet, OrganizationViewSet
-from portal.vault.api import ApplicationViewSet, CredentialViewSet
+from portal.vault.api import ApplicationViewSet, CredentialViewSet, ExecuteActionView
 
 organizations = SimpleRouter(trailing_slash=True)
 organizations.register("organizations", OrganizationViewSet, basename="organization")
@@ -36,6 +36,11 @@ app_name = "api"
 urlpatterns = [
     path("v1/me/", MeView.as_view(), name="me"),
     path("v1/", include(organizations.urls)),
+    path(
+        "v1/organizations/<slug:org>/applications/<slug:application>/actions/<path:action>/execute/",
+        ExecuteActionView.as_view(),
+        name="execute-action",
+    ),
     path("v1/organizations/<slug:org>/", include(tenant.urls)),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path(

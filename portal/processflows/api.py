@@ -15,7 +15,7 @@ from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from flows.definition import MAX_STEPS
+from flows.schema import definition_schema
 from portal.processflows import selectors, services
 from portal.processflows.models import (
     Deployment,
@@ -27,6 +27,7 @@ from portal.processflows.models import (
 )
 from portal.processflows.registration import processflow_url
 from portal.tenancy.access import TenantScopedMixin
+from portal.tenancy.idempotency import idempotent
 
 
 class DeliveryVerificationSerializer(serializers.Serializer):
@@ -96,24 +97,9 @@ class DeploymentSerializer(serializers.ModelSerializer):
         ).data
 
 
-@extend_schema_field(
-    {
-        "type": "object",
-        "properties": {
-            "trigger": {"type": "object", "description": "What starts a run (see the docs)."},
-            "steps": {
-                "type": "array",
-                "items": {"type": "object"},
-                "minItems": 1,
-                "maxItems": MAX_STEPS,
-            },
-        },
-        "required": ["trigger", "steps"],
-    }
-)
+@extend_schema_field(definition_schema())
 class DefinitionField(serializers.JSONField):
-    """A flow definition, checked in full by ``definitions.clean_definition``; the schema
-    states its shape so that clients (and schema-driven tests) send one."""
+    """A processflow definition, published in the OpenAPI document as a typed JSON Schema."""
 
 
 # A complete definition that needs no credential: a polling flow with one map step.
@@ -133,7 +119,8 @@ POLLING_EXAMPLE = OpenApiExample(
 
 class ProcessflowSerializer(serializers.ModelSerializer):
     definition = DefinitionField(
-        write_only=True, help_text="The flow definition: {trigger, steps} (see the docs)."
+        write_only=True,
+        help_text="The flow definition: the trigger and the steps (see ProcessflowDefinition).",
     )
     latest_version = serializers.SerializerMethodField()
     processflow_url = serializers.SerializerMethodField()
@@ -168,6 +155,13 @@ class ProcessflowUpdateSerializer(serializers.Serializer):
     name = serializers.CharField(required=False)
     description = serializers.CharField(required=False, allow_blank=True)
     definition = DefinitionField(required=False)
+
+
+class RunNowSerializer(serializers.Serializer):
+    deployment = serializers.IntegerField(help_text="The deployment that polls now.")
+    queued = serializers.BooleanField(
+        help_text="The poll reached the worker queue (false: the sweeper sends it shortly)."
+    )
 
 
 class StepRunSerializer(serializers.ModelSerializer):
@@ -258,6 +252,7 @@ class ProcessflowViewSet(
         return context
 
     @extend_schema(examples=[POLLING_EXAMPLE])
+    @idempotent
     def create(self, request, org: str):
         serializer = ProcessflowSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -296,6 +291,7 @@ class ProcessflowViewSet(
 
     @extend_schema(request=None, responses={201: DeploymentSerializer})
     @action(detail=True, methods=["post"])
+    @idempotent
     def deploy(self, request, org: str, pk: str):
         flow = self.get_object()
         deployment = services.deploy(
@@ -311,6 +307,21 @@ class ProcessflowViewSet(
             self.organization, actor=self.membership, processflow_id=flow.pk
         )
         return Response(DeploymentSerializer(deployment).data)
+
+    @extend_schema(request=None, responses={202: RunNowSerializer})
+    @action(detail=True, methods=["post"])
+    @idempotent
+    def run(self, request, org: str, pk: str):
+        """Run a deployed polling flow now (poll its source, or make one tick), besides its
+        schedule; the runs it starts appear in ``runs``."""
+        flow = self.get_object()
+        deployment, queued = services.run_now(
+            self.organization, actor=self.membership, processflow_id=flow.pk
+        )
+        return Response(
+            RunNowSerializer({"deployment": deployment.pk, "queued": queued}).data,
+            status=status.HTTP_202_ACCEPTED,
+        )
 
     @extend_schema(request=None, responses=DeploymentSerializer)
     @action(detail=True, methods=["get"])
@@ -356,6 +367,7 @@ class RunViewSet(
 
     @extend_schema(request=None, responses={201: RunSerializer})
     @action(detail=True, methods=["post"])
+    @idempotent
     def replay(self, request, org: str, pk: str):
         run = self.get_object()
         new = services.replay_run(self.organization, actor=self.membership, run_id=run.pk)

@@ -46,3 +46,8 @@ def register_subscription(organization_id: int, deployment_id: int) -> bool:
 def remove_subscription(organization_id: int, deployment_id: int) -> bool:
     """Queue the removal of an undeployed deployment's webhook subscription."""
     return enqueue(REMOVE_SUBSCRIPTION, organization_id, deployment_id)
+
+
+def poll_now(organization_id: int, deployment_id: int) -> bool:
+    """Queue one poll of a polling deployment (run now); False if the broker is down."""
+    return enqueue(POLL, organization_id, deployment_id)

@@ -24,7 +24,7 @@ import connectors
 import flows
 from flows.runner import LOST
 from portal.applications.runtime import runtime
-from portal.processflows import dispatch, registration
+from portal.processflows import alerting, dispatch, registration
 from portal.processflows.models import Run, RunStatus, StepRun
 from portal.processflows.runs import trigger_document
 from portal.vault.opener import open_credential
@@ -158,13 +158,12 @@ def execute(organization_id: int, run_id: int) -> str | None:
         return None
     policy = retry_policy()
     if policy.exhausted(run.attempt):
-        _finish(
-            run,
-            status=RunStatus.FAILED,
-            error=f"Stopped after {policy.max_attempts} attempts that did not "
-            "finish (their worker stopped). Replay it once the cause is fixed.",
-            finished_at=timezone.now(),
+        error = (
+            f"Stopped after {policy.max_attempts} attempts that did not "
+            "finish (their worker stopped). Replay it once the cause is fixed."
         )
+        if _finish(run, status=RunStatus.FAILED, error=error, finished_at=timezone.now()):
+            alerting.run_failed(run, error)
         return RunStatus.FAILED
     rows = {row.position: row for row in StepRun.objects.filter(run=run)}
     result = flows.execute_steps(
@@ -201,5 +200,6 @@ def execute(organization_id: int, run_id: int) -> str | None:
         )
         dispatch.publish_run(run.organization_id, run.pk, countdown=delay)
         return RunStatus.RETRYING
-    _finish(run, status=RunStatus.FAILED, error=result.error, finished_at=timezone.now())
+    if _finish(run, status=RunStatus.FAILED, error=result.error, finished_at=timezone.now()):
+        alerting.run_failed(run, result.error)
     return RunStatus.FAILED

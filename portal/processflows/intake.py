@@ -28,7 +28,7 @@ from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 
 from portal.applications import deliveries
-from portal.processflows import eventstore, rejections
+from portal.processflows import alerting, eventstore, rejections
 from portal.processflows.models import Deployment, RejectedDelivery
 from portal.processflows.signing import signing_key
 
@@ -88,6 +88,8 @@ def _reject(
                 bad_signature_count=F("bad_signature_count") + 1,
                 last_bad_signature_at=timezone.now(),
             )
+    if status == 401:
+        alerting.check_verification(deployment)
     return _answer(status, reason)
 
 

@@ -17,6 +17,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 import flows
+from portal.processflows import alerting
 from portal.processflows.models import Deployment, Processflow, RegistrationState, TriggerType
 from portal.processflows.signing import new_signing_key, signing_key
 from portal.vault import calls
@@ -45,6 +46,10 @@ def _set(deployment: Deployment, state: str, message: str = "", **fields) -> Non
         update_fields=["registration_state", "registration_message", *fields,
                        "signing_data_key", "signing_key_ciphertext"]
     )  # fmt: skip
+    if state == RegistrationState.FAILED:
+        alerting.subscription_trouble(
+            deployment, f"The webhook subscription could not be registered: {message}"
+        )
 
 
 def register(deployment: Deployment, *, repair: bool = False) -> str:
@@ -191,6 +196,8 @@ def reconcile(deployment: Deployment) -> str:
         )
         return "ok"
     logger.info("repairing deployment %s: %s", deployment.pk, problem)
+    if deployment.subscription_uri:
+        alerting.subscription_trouble(deployment, f"{problem[0].upper()}{problem[1:]}.")
     if ours is not None:
         calls.unsubscribe(credential, ours["uri"])
     if trigger.get("registration") == "manual":

@@ -192,6 +192,85 @@ def runs_last_24h_by_status(organization: Organization) -> dict[str, int]:
     return {row["status"]: row["n"] for row in rows}
 
 
+def run_buckets(organization: Organization, *, hours: int = 0, days: int = 0) -> list[dict]:
+    """Runs that finished as succeeded or failed, counted per hour (the last ``hours``) or
+    per day (the last ``days``), oldest first, in the current time zone; buckets without a
+    run are there with zeros."""
+    from django.db.models.functions import TruncDay, TruncHour
+
+    now = timezone.localtime()
+    if hours:
+        start = now.replace(minute=0, second=0, microsecond=0) - timedelta(hours=hours - 1)
+        keys = [start + timedelta(hours=n) for n in range(hours)]
+        trunc = TruncHour("created_at", tzinfo=now.tzinfo)
+    else:
+        start = now.replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(days=days - 1)
+        keys = [start + timedelta(days=n) for n in range(days)]
+        trunc = TruncDay("created_at", tzinfo=now.tzinfo)
+    rows = (
+        Run.objects.for_tenant(organization)
+        .filter(created_at__gte=start, status__in=[RunStatus.SUCCEEDED, RunStatus.FAILED])
+        .annotate(bucket=trunc)
+        .values("bucket", "status")
+        .annotate(n=Count("pk"))
+    )
+    counts: dict = {}
+    for row in rows:
+        counts[(row["bucket"], row["status"])] = row["n"]
+    buckets = []
+    for key in keys:
+        succeeded = counts.get((key, RunStatus.SUCCEEDED), 0)
+        failed = counts.get((key, RunStatus.FAILED), 0)
+        label = key.strftime("%H:00") if hours else key.strftime("%d %b")
+        buckets.append(
+            {
+                "label": label,
+                "title": f"{label}: {succeeded} succeeded, {failed} failed",
+                "succeeded": succeeded,
+                "failed": failed,
+            }
+        )
+    return buckets
+
+
+def events_received(organization: Organization, *, hours: int = 24) -> int:
+    """Accepted trigger events of the last ``hours``."""
+    since = timezone.now() - timedelta(hours=hours)
+    return TriggerEvent.objects.for_tenant(organization).filter(received_at__gte=since).count()
+
+
+def recent_failures(organization: Organization, *, limit: int = 8) -> QuerySet[Run]:
+    """The newest failed runs."""
+    return list_runs(organization, status=RunStatus.FAILED)[:limit]
+
+
+def deployments_needing_attention(organization: Organization) -> list[tuple[Deployment, str]]:
+    """Active webhook deployments whose subscription failed, waits for a manual
+    subscription, or keeps failing verification: ``(deployment, why)``."""
+    from portal.processflows.models import RegistrationState
+
+    deployments = list(
+        Deployment.objects.for_tenant(organization)
+        .filter(state=Deployment.State.ACTIVE, processflow__trigger_type=TriggerType.WEBHOOK)
+        .select_related("processflow", "version")
+    )
+    verification = delivery_verification(organization, deployments=deployments)
+    found = []
+    for deployment in deployments:
+        check = verification.get(deployment.pk)
+        if check is not None and check.failing:
+            found.append((deployment, check.message))
+        elif deployment.registration_state in (RegistrationState.FAILED, RegistrationState.MANUAL):
+            found.append(
+                (
+                    deployment,
+                    f"{deployment.get_registration_state_display()}: "
+                    f"{deployment.registration_message}",
+                )
+            )
+    return found
+
+
 # --- Whether a webhook deployment's deliveries verify -------------------------------------------
 
 #: How far back deliveries count for :func:`delivery_verification`.

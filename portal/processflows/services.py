@@ -325,3 +325,21 @@ def replay_run(organization: Organization, *, actor: Actor | Membership, run_id:
     if run.status != RunStatus.FAILED:
         raise ValidationError(f"Only failed runs can be replayed; this one is {run.status}.")
     return runs.replay(run)
+
+
+def run_now(
+    organization: Organization, *, actor: Actor | Membership, processflow_id: int
+) -> tuple[Deployment, bool]:
+    """Poll a deployed polling flow now, besides its schedule; returns the deployment and
+    whether the poll reached the broker."""
+    flow = access_processflow_by_id(organization, processflow_id)
+    _require_change(actor)
+    if flow.trigger_type != TriggerType.POLLING:
+        raise ValidationError(
+            "Only polling processflows run on demand; a triggered one runs when its "
+            "application calls the Processflow URL."
+        )
+    deployment = flow.deployments.filter(state=Deployment.State.ACTIVE).first()
+    if deployment is None:
+        raise ValidationError("Deploy the processflow before running it.")
+    return deployment, dispatch.poll_now(deployment.organization_id, deployment.pk)

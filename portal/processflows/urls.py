@@ -7,12 +7,19 @@ app_name = "processflows"
 urlpatterns = [
     path("hooks/<str:hook_id>/", intake.receive, name="hook"),
     path("o/<slug:org>/processflows/", views.processflow_list, name="list"),
-    path("o/<slug:org>/processflows/new/", views.processflow_new, name="new"),
+    path("o/<slug:org>/processflows/new/", views.processflow_designer, name="new"),
     path(
         "o/<slug:org>/processflows/<int:processflow_id>/", views.processflow_detail, name="detail"
     ),
     path(
-        "o/<slug:org>/processflows/<int:processflow_id>/edit/", views.processflow_edit, name="edit"
+        "o/<slug:org>/processflows/<int:processflow_id>/edit/",
+        views.processflow_designer,
+        name="edit",
+    ),
+    path(
+        "o/<slug:org>/processflows/<int:processflow_id>/definition.json",
+        views.processflow_definition,
+        name="definition",
     ),
     path(
         "o/<slug:org>/processflows/<int:processflow_id>/state/",

@@ -2,68 +2,27 @@
 
 from __future__ import annotations
 
+import re
+
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
+from django.http import Http404, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST
 
-from portal.applications import declarations
-from portal.processflows import rejections, selectors, services
-from portal.processflows.forms import ProcessflowForm
+import flows
+from portal.processflows import designer, rejections, selectors, services
 from portal.processflows.models import RunStatus, TriggerEvent
 from portal.processflows.registration import processflow_url
 from portal.tenancy.access import tenant_view
+from portal.vault import services as vault_services
 
 
 def _flash(request, error: ValidationError) -> None:
     for message in error.messages:
         messages.error(request, message)
-
-
-def _save(request, form: ProcessflowForm, flow=None):
-    """Create or update from a valid form; the flow, or None with the errors on the form."""
-    definition = form.definition()
-    if definition is None:
-        return None
-    try:
-        if flow is None:
-            return services.create_processflow(
-                request.organization,
-                actor=request.membership,
-                name=form.cleaned_data["name"],
-                description=form.cleaned_data["description"],
-                definition=definition,
-            )
-        return services.update_processflow(
-            request.organization,
-            actor=request.membership,
-            processflow_id=flow.pk,
-            name=form.cleaned_data["name"],
-            description=form.cleaned_data["description"],
-            definition=definition,
-        )
-    except ValidationError as error:
-        form.add_definition_error(error)
-        return None
-
-
-def _helpers(request, exclude=None) -> dict:
-    """What the editor offers as values: resource functions and other flows' URLs."""
-    flows = selectors.list_processflows(request.organization)
-    if exclude is not None:
-        flows = flows.exclude(pk=exclude.pk)
-    return {
-        "resource_functions": [
-            (app.display_name, name)
-            for app in declarations.all_applications()
-            for name in declarations.resource_functions(app.name)
-        ],
-        "flow_urls": [
-            (flow.name, processflow_url(flow)) for flow in flows if flow.trigger_type == "webhook"
-        ],
-        "action_keys": declarations.action_keys(),
-    }
 
 
 @tenant_view
@@ -87,59 +46,210 @@ def processflow_list(request):
     return render(request, "processflows/list.html", {"rows": rows})
 
 
+ERROR_PATH = re.compile(r"^steps\[(\d+)\]")
+
+
+def _located(error: ValidationError) -> list[dict]:
+    """A service's ValidationError as messages located in the designer: ``where`` is the
+    fieldset (``trigger``, ``step-2``, ``name``) the problem belongs to."""
+    if not hasattr(error, "error_dict"):
+        return [{"where": "", "path": "", "message": m} for m in error.messages]
+    found = []
+    for path, problems in error.message_dict.items():
+        match = ERROR_PATH.match(path)
+        where = (
+            f"step-{match.group(1)}" if match else "trigger" if path.startswith("trigger") else path
+        )
+        found += [{"where": where, "path": path, "message": p} for p in problems]
+    return found
+
+
+def _test_step(request, draft, index: int) -> dict:
+    """Run step ``index`` once now (the Test step button); its answer becomes the step's
+    sample. A real, audited call; no run is created."""
+    step = draft.steps[index]
+    if step.get("type") == "map":
+        return {"ok": False, "message": "A map step has nothing to run."}
+    context = {"trigger": draft.samples.get("trigger") or {}, "steps": draft.samples["steps"]}
+    try:
+        outcome = vault_services.execute_action(
+            request.organization,
+            actor=request.membership,
+            application=step.get("application") or "",
+            action=step.get("action") or "",
+            credential_id=step.get("credential") or 0,
+            filters=step.get("filters") or [],
+            document=_rendered_document(step, context),
+            context=context,
+            limit=20,
+        )
+    except (ValidationError, Http404) as error:
+        messages_ = error.messages if isinstance(error, ValidationError) else []
+        return {"ok": False, "message": " ".join(messages_) or "Choose a credential."}
+    if outcome.ok and step.get("name"):
+        draft.samples["steps"][step["name"]] = outcome.data
+    return {
+        "ok": outcome.ok,
+        "status": outcome.status,
+        "message": outcome.message,
+        "request": outcome.request,
+    }
+
+
+def _rendered_document(step: dict, context: dict):
+    document = step.get("document")
+    if document in (None, ""):
+        return None
+    try:
+        return flows.templating.render(document, context)
+    except flows.templating.TemplateError:
+        return document
+
+
+def _load_trigger_sample(request, draft, flow) -> str:
+    """Fill the trigger's sample: the flow's last received event, else a record fetched
+    now (polling source) or the connector's documented example (webhook events)."""
+    trigger = draft.trigger
+    if flow is not None:
+        last = designer.draft_of(flow, draft.definition).samples
+        if last.get("trigger") is not None:
+            draft.samples["trigger"], draft.samples["trigger_from"] = (
+                last["trigger"], last["trigger_from"],
+            )  # fmt: skip
+            return ""
+    if trigger.get("type") == "polling":
+        source = trigger.get("source") or {}
+        if not source.get("action"):
+            return "Choose a source action to fetch a sample record from."
+        try:
+            outcome = vault_services.execute_action(
+                request.organization,
+                actor=request.membership,
+                application=source.get("application") or "",
+                action=source["action"],
+                credential_id=source.get("credential") or 0,
+                filters=source.get("filters") or [],
+                limit=1,
+                purpose="Designer sample",
+            )
+        except (ValidationError, Http404):
+            return "Choose the source's credential first."
+        if not outcome.ok:
+            return outcome.message
+        items = outcome.items if outcome.items is not None else [outcome.data]
+        if not items:
+            return "The source returned no record yet."
+        draft.samples["trigger"], draft.samples["trigger_from"] = items[0], "the latest record"
+        return ""
+    example = designer.declared_example(trigger.get("application") or "", trigger.get("events"))
+    if example is None:
+        return "This application documents no example event."
+    draft.samples["trigger"] = example
+    draft.samples["trigger_from"] = "the documented example"
+    return ""
+
+
 @tenant_view
 @require_http_methods(["GET", "POST"])
-def processflow_new(request):
-    form = ProcessflowForm(
-        request.POST or None, organization=request.organization, initial={"trigger_type": "webhook"}
+def processflow_designer(request, processflow_id: int | None = None):
+    """The designer: build or edit a processflow. Every button posts the whole form; the
+    page is rendered again from it (htmx swaps the form in place)."""
+    flow = (
+        selectors.access_processflow_by_id(request.organization, processflow_id)
+        if processflow_id is not None
+        else None
     )
-    if request.method == "POST" and form.is_valid():
-        flow = _save(request, form)
-        if flow is not None:
+    extra: dict = {"errors": [], "tests": {}, "notice": ""}
+    focus = None
+    if request.method == "GET":
+        draft = (
+            designer.draft_of(flow, flow.versions.first().definition)
+            if flow is not None
+            else designer.new_draft()
+        )
+    else:
+        draft = designer.draft_from_post(request.POST)
+        op = request.POST.get("op", "refresh")
+        if op == "save":
+            saved = _save_draft(request, draft, flow, extra)
+            if saved is not None:
+                target = reverse(
+                    "processflows:detail",
+                    kwargs={"org": request.organization.slug, "processflow_id": saved.pk},
+                )
+                if request.htmx:
+                    response = HttpResponse(status=204)
+                    response["HX-Redirect"] = target
+                    return response
+                return redirect(target)
+        elif op.startswith("test-"):
+            index = int(op.removeprefix("test-")) if op[5:].isdigit() else -1
+            if 0 <= index < len(draft.steps):
+                extra["tests"][index] = _test_step(request, draft, index)
+                focus = f"step-{index}-test"
+        elif op == "sample":
+            extra["notice"] = _load_trigger_sample(request, draft, flow)
+            focus = "load-sample"
+        elif op == "import":
+            try:
+                draft.definition = designer.definition_from_import(request.POST.get("import", ""))
+                extra["notice"] = "Definition imported: check it, then save."
+            except ValueError as error:
+                extra["errors"].append({"where": "import", "path": "", "message": str(error)})
+        else:
+            focus = designer.apply(draft, op)
+    context = designer.context(request.organization, draft, flow=flow)
+    context.update(extra)
+    context["flow"] = flow
+    context["focus"] = focus
+    context["save_failed"] = bool(extra["errors"]) and request.POST.get("op") == "save"
+    status = 400 if context["save_failed"] and not request.htmx else 200
+    return render(request, "processflows/designer.html", context, status=status)
+
+
+def _save_draft(request, draft, flow, extra):
+    try:
+        if flow is None:
+            saved = services.create_processflow(
+                request.organization,
+                actor=request.membership,
+                name=draft.name,
+                description=draft.description,
+                definition=draft.definition,
+            )
             messages.success(
-                request, f"Processflow {flow.name} saved (version 1). Deploy it when ready."
+                request, f"Processflow {saved.name} saved (version 1). Deploy it when ready."
             )
-            return redirect(
-                "processflows:detail", org=request.organization.slug, processflow_id=flow.pk
-            )
-    return render(
+            return saved
+        before = flow.versions.first().number
+        saved = services.update_processflow(
+            request.organization,
+            actor=request.membership,
+            processflow_id=flow.pk,
+            name=draft.name,
+            description=draft.description,
+            definition=draft.definition,
+        )
+    except ValidationError as error:
+        extra["errors"] = _located(error)
+        return None
+    number = saved.versions.first().number
+    messages.success(
         request,
-        "processflows/edit.html",
-        {"form": form, **_helpers(request)},
-        status=400 if form.errors else 200,
+        f"Saved as version {number}. Deploy again to run it."
+        if number != before
+        else "Saved. The definition did not change.",
     )
+    return saved
 
 
 @tenant_view
-@require_http_methods(["GET", "POST"])
-def processflow_edit(request, processflow_id: int):
+def processflow_definition(request, processflow_id: int):
+    """The latest definition as a JSON file (the document the API takes)."""
     flow = selectors.access_processflow_by_id(request.organization, processflow_id)
-    latest = flow.versions.first()
-    form = ProcessflowForm(
-        request.POST or None,
-        organization=request.organization,
-        initial=ProcessflowForm.initial_from(flow, latest.definition),
-    )
-    if request.method == "POST" and form.is_valid():
-        before = latest.number
-        saved = _save(request, form, flow)
-        if saved is not None:
-            number = saved.versions.first().number
-            messages.success(
-                request,
-                f"Saved as version {number}. Deploy again to run it."
-                if number != before
-                else "Saved. The definition did not change.",
-            )
-            return redirect(
-                "processflows:detail", org=request.organization.slug, processflow_id=flow.pk
-            )
-    return render(
-        request,
-        "processflows/edit.html",
-        {"form": form, "flow": flow, **_helpers(request, exclude=flow)},
-        status=400 if form.errors else 200,
-    )
+    response = JsonResponse(flow.versions.first().definition, json_dumps_params={"indent": 2})
+    response["Content-Disposition"] = f'attachment; filename="processflow-{flow.pk}.json"'
+    return response
 
 
 def _deployment_panel(request, flow) -> dict:
@@ -257,7 +367,11 @@ def run_list(request):
 @tenant_view
 def run_detail(request, run_id: int):
     run = selectors.access_run_by_id(request.organization, run_id)
-    return render(request, "processflows/run.html", {"run": run, "steps": run.steps.all()})
+    return render(
+        request,
+        "processflows/run.html",
+        {"run": run, "steps": run.steps.all(), "replays": run.replays.order_by("pk")},
+    )
 
 
 @tenant_view

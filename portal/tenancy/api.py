@@ -9,6 +9,7 @@ from rest_framework.response import Response
 
 from portal.tenancy import selectors, services
 from portal.tenancy.access import TenantScopedMixin, access_membership, token_organization_id
+from portal.tenancy.idempotency import idempotent
 from portal.tenancy.models import Invitation, Membership, Organization, Role
 from portal.tenancy.permissions import Perm
 
@@ -169,6 +170,7 @@ class InvitationViewSet(
         return selectors.list_pending_invitations(self.organization).select_related("invited_by")
 
     @extend_schema(request=InvitationSerializer, responses={201: IssuedInvitationSerializer})
+    @idempotent
     def create(self, request, org: str):
         serializer = InvitationSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)

@@ -286,3 +286,24 @@ class Invitation(TenantOwnedModel):
             and self.revoked_at is None
             and self.expires_at > timezone.now()
         )
+
+
+class IdempotencyRecord(TenantOwnedModel):
+    """The answer to a create sent with an ``Idempotency-Key``, kept per organization and
+    key until ``expires_at``: the same request sent again gets the same answer instead of
+    creating twice. ``status_code`` is null while the first request is still running."""
+
+    key = models.CharField(max_length=255)
+    fingerprint = models.CharField(max_length=64)
+    status_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    body = models.JSONField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["organization", "key"], name="idempotency_key_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"idempotency key {self.key!r} of organization {self.organization_id}"

@@ -9,12 +9,13 @@ from __future__ import annotations
 from django.core.exceptions import ValidationError
 from django.http import Http404
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
-from rest_framework import mixins, serializers, status, viewsets
+from rest_framework import generics, mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from portal.applications import declarations
 from portal.tenancy.access import TenantScopedMixin
+from portal.tenancy.idempotency import idempotent
 from portal.tenancy.permissions import Perm
 from portal.vault import selectors, services
 from portal.vault.models import Credential, CredentialEvent
@@ -149,6 +150,7 @@ class CredentialViewSet(
     def list(self, request, *args, **kwargs):
         return super().list(request, *args, **kwargs)
 
+    @idempotent
     def create(self, request, org: str):
         serializer = CredentialSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -211,3 +213,71 @@ class CredentialViewSet(
             selectors.list_events(self.organization, credential=credential)
         )
         return self.get_paginated_response(CredentialEventSerializer(page, many=True).data)
+
+
+class ExecuteActionSerializer(serializers.Serializer):
+    credential = serializers.IntegerField(help_text="The stored credential to call with.")
+    filters = serializers.ListField(
+        child=serializers.ListField(child=serializers.CharField(allow_blank=True), min_length=2,
+                                    max_length=2),
+        required=False,
+        default=list,
+        help_text='Action-filter rows, e.g. [["count", "20"], ["status", "active"]].',
+    )  # fmt: skip
+    document = serializers.JSONField(
+        required=False, allow_null=True, help_text="The JSON body, for actions that take one."
+    )
+    limit = serializers.IntegerField(
+        required=False, min_value=1, max_value=1000, help_text="Most items a list collects."
+    )
+
+
+class ActionOutcomeSerializer(serializers.Serializer):
+    ok = serializers.BooleanField()
+    status = serializers.IntegerField(allow_null=True, help_text="The application's HTTP status.")
+    message = serializers.CharField(help_text="Why it failed; empty on success.")
+    data = serializers.JSONField(allow_null=True, help_text="The answer (sensitive keys redacted).")
+    request = serializers.DictField(help_text="Method, URL, query (masked), status, timing.")
+
+
+class ExecuteActionView(TenantScopedMixin, generics.GenericAPIView):
+    """Run one action of an application now with a stored credential: the same path as the
+    designer's Test step (audited on the credential; no run is created). Connector failures
+    answer 200 with ``ok: false`` and the application's status, as Test step shows them."""
+
+    serializer_class = ExecuteActionSerializer
+
+    @extend_schema(request=ExecuteActionSerializer, responses={200: ActionOutcomeSerializer})
+    @idempotent
+    def post(self, request, org: str, application: str, action: str):
+        # The URL names the action: an application or action that does not exist is a
+        # missing resource, whatever the body says.
+        try:
+            app = declarations.get_application(application)
+        except ValidationError:
+            raise Http404("No such application.") from None
+        if action not in app.actions:
+            raise Http404(f"{app.display_name} has no action {action!r}.")
+        serializer = ExecuteActionSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        outcome = services.execute_action(
+            self.organization,
+            actor=self.membership,
+            application=application,
+            action=action,
+            credential_id=data["credential"],
+            filters=[list(row) for row in data.get("filters") or []],
+            document=data.get("document"),
+            limit=data.get("limit"),
+            purpose="API execute",
+        )
+        return Response(
+            {
+                "ok": outcome.ok,
+                "status": outcome.status,
+                "message": outcome.message,
+                "data": outcome.data,
+                "request": outcome.request,
+            }
+        )

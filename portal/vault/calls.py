@@ -40,11 +40,13 @@ def run_action(
     limit: int | None = None,
     idempotency_key: str | None = None,
     purpose: str = "",
+    actor=None,
 ) -> ActionOutcome:
-    """Run ``action`` of the credential's application; its use is audited with the outcome."""
+    """Run ``action`` of the credential's application; its use is audited with the outcome
+    (as ``actor``'s, a member, or else the system's for ``purpose``)."""
     app = get_application(credential.application)
     try:
-        with open_credential(credential, purpose=purpose or "action") as opened:
+        with open_credential(credential, purpose=purpose or "action", actor=actor) as opened:
             outcome = calls.run_action(
                 app, action, opened.credentials, runtime=runtime(app), filters=filters,
                 context=context, document=document, limit=limit,

@@ -26,7 +26,7 @@ from contextlib import contextmanager
 import connectors
 import flows
 from portal.tenancy.models import Membership
-from portal.vault import audit, crypto, sealed
+from portal.vault import audit, crypto, health, sealed
 from portal.vault.keys import decrypt_secret, open_secrets
 from portal.vault.models import Credential, CredentialEvent
 
@@ -88,6 +88,10 @@ def open_credential(
             if "action" in detail:  # the connector action, beside the audit entry's own
                 detail["step_action"] = detail.pop("action")
             audit.record(credential, audit_as, actor=who, **detail)
+        if opened.outcome.get("status") == 401:
+            # The application says the credential no longer works: a run step, a Test
+            # step or a subscription call shows it as surely as a validation would.
+            health.rejected(credential, opened.outcome.get("message", ""))
 
 
 def open_sealed(instance, *, purpose: str) -> str | None:

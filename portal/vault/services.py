@@ -8,6 +8,7 @@ an audit entry or a return value.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,12 +18,14 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from flows import CredentialUnavailable
+from flows import definition as flow_definition
+from flows.redaction import redact
 from portal.applications import declarations, validation
 from portal.applications.validation import ValidationOutcome
 from portal.queues import enqueue
 from portal.tenancy.models import Membership, Organization
 from portal.tenancy.permissions import Perm
-from portal.vault import crypto
+from portal.vault import calls, crypto, health
 from portal.vault.audit import Actor, as_actor
 from portal.vault.audit import record as record_event
 from portal.vault.keys import active_data_key, open_secrets, seal_secrets
@@ -198,8 +201,12 @@ def create_credential(
     type: str = "rest",
     fields: dict | None = None,
     secrets: dict | None = None,
+    validate_later: bool = True,
 ) -> Credential:
     """Store a new credential with its secrets encrypted; status starts ``unvalidated``.
+
+    A worker validates it right after the commit, unless ``validate_later`` is False: the
+    page then validates it at once (:func:`validate_after_save`) to say what it found.
 
     Raises ``PermissionDenied`` for a role that may not change anything, and
     ``ValidationError`` naming every problem by field; nothing is stored then.
@@ -228,7 +235,8 @@ def create_credential(
     seal_secrets(credential, checked.secrets, active_data_key(organization))
     _save_named(credential)
     record_event(credential, CredentialEvent.Action.CREATED, actor=actor)
-    _validate_after_commit(credential)
+    if validate_later:
+        _validate_after_commit(credential)
     return credential
 
 
@@ -252,8 +260,10 @@ def update_credential(
     name: str | None = None,
     fields: dict | None = None,
     secrets: dict | None = None,
+    validate_later: bool = True,
 ) -> Credential:
-    """Rename, change non-secret fields, or replace secrets.
+    """Rename, change non-secret fields, or replace secrets (``validate_later`` as for
+    :func:`create_credential`).
 
     A stored secret is never read back to the caller, and not even decrypted when it is
     replaced: a secret that no longer decrypts can always be replaced. Replacing a secret or
@@ -307,7 +317,7 @@ def update_credential(
         )
     if changed:
         record_event(credential, CredentialEvent.Action.UPDATED, actor=actor, changed=changed)
-    if checked.secrets or "fields" in changed:
+    if (checked.secrets or "fields" in changed) and validate_later:
         _validate_after_commit(credential)
     return credential
 
@@ -427,6 +437,20 @@ def validate_credential(
     return _validate_and_record(credential, actor, interactive=True)
 
 
+def validate_after_save(
+    organization: Organization, *, actor: Actor | Membership, credential_id: int
+) -> ValidationOutcome:
+    """Save's second half, for the person who pressed Save: validate the stored credential
+    now and record the result, so the page says what it found and the list agrees. When the
+    application could not be asked (an outage), a worker tries again shortly."""
+    outcome = validate_credential(organization, actor=actor, credential_id=credential_id)
+    if outcome.status is None:
+        transaction.on_commit(
+            lambda: enqueue(REVALIDATE_CREDENTIAL, credential_id, "validation after saving")
+        )
+    return outcome
+
+
 def revalidate(credential: Credential, *, label: str) -> ValidationOutcome:
     """Check a stored credential on the system's behalf (the periodic task)."""
     return _validate_and_record(credential, Actor.system(label), interactive=False)
@@ -448,6 +472,7 @@ def _validate_and_record(
             ok=False, message=CANNOT_DECRYPT, account={}, status=CredentialStatus.INVALID
         )
     now = timezone.now()
+    was = credential.status
     updates = {"checked_at": now, "status_message": outcome.message}
     if outcome.status is not None:
         updates["status"] = outcome.status
@@ -466,4 +491,66 @@ def _validate_and_record(
         ok=outcome.ok,
         message=outcome.message,
     )
+    if outcome.status == CredentialStatus.INVALID and was != CredentialStatus.INVALID:
+        health.became_invalid(credential, outcome.message)
     return outcome
+
+
+# --- Running one action now ------------------------------------------------------------------
+
+
+def execute_action(
+    organization: Organization,
+    *,
+    actor: Actor | Membership,
+    application: str,
+    action: str,
+    credential_id: int,
+    filters: list | None = None,
+    document: Any = None,
+    context: dict | None = None,
+    limit: int | None = None,
+    purpose: str = "Test step",
+) -> calls.ActionOutcome:
+    """Run one action of ``application`` now with a stored credential: the designer's Test
+    step and the API's ``…/actions/<action>/execute``. A real call, audited on the
+    credential like any use (``purpose`` says why); it never creates a run. ``context``
+    is what ``{{ trigger.… }}`` / ``{{ steps.… }}`` references read (the designer's
+    samples). Its answer has sensitive keys redacted, as run records do."""
+    actor = as_actor(actor)
+    actor.require(Perm.CHANGE)
+    app = declarations.get_application(application)  # unknown application: ValidationError
+    if action not in app.actions:
+        raise ValidationError(
+            {"action": [f"{app.display_name} has no action {action!r}; it has: "
+                        f"{', '.join(app.actions)}."]}
+        )  # fmt: skip
+    credential = access_credential_by_id(organization, credential_id)
+    if credential.application != app.name:
+        raise ValidationError(
+            {"credential": [f"Credential {credential.name!r} is for "
+                            f"{declarations.display_name(credential.application)}, not "
+                            f"{app.display_name}."]}
+        )  # fmt: skip
+    rows = filters or []
+    if not isinstance(rows, list) or not all(
+        isinstance(row, list | tuple) and len(row) == 2 and all(isinstance(v, str) for v in row)
+        for row in rows
+    ):
+        raise ValidationError({"filters": ["Filters are a list of [key, value] text pairs."]})
+    refusal = flow_definition.typed_key_refusal(app, action, rows)
+    if refusal is not None:
+        raise ValidationError({"filters": [refusal[1]]})
+    outcome = calls.run_action(
+        credential,
+        action,
+        filters=rows,
+        context=context or {"trigger": {}, "steps": {}},
+        document=document,
+        limit=limit,
+        purpose=purpose,
+        actor=actor,
+    )
+    return dataclasses.replace(
+        outcome, data=redact(outcome.data), items=redact(outcome.items) if outcome.items else None
+    )

@@ -24,6 +24,21 @@ from portal.vault.forms import CredentialForm
 SAVED = "Connection Saved Successfully!"
 
 
+def _report_saved(request, outcome) -> None:
+    """Say what Save found: the seed's success message only for a credential that works."""
+    if outcome.ok:
+        messages.success(request, f"{SAVED} {outcome.message}")
+        for warning in outcome.warnings:
+            messages.warning(request, warning)
+    elif outcome.status is None:
+        messages.warning(
+            request,
+            f"Saved, but not checked yet: {outcome.message} It is validated again shortly.",
+        )
+    else:
+        messages.error(request, f"Saved, but not valid: {outcome.message}")
+
+
 def _apps_url(organization, application: str, type: str) -> str:
     base = reverse("vault:apps", kwargs={"org": organization.slug})
     return f"{base}?open={application}&type={type}#node-{application}-{type}"
@@ -111,7 +126,7 @@ def credential_new(request, application: str):
     if request.method == "POST" and form.is_valid():
         name, fields, secrets = form.split()
         try:
-            services.create_credential(
+            credential = services.create_credential(
                 request.organization,
                 actor=request.membership,
                 application=application,
@@ -119,11 +134,17 @@ def credential_new(request, application: str):
                 name=name,
                 fields=fields,
                 secrets=secrets,
+                validate_later=False,
             )
         except ValidationError as error:
             _bind_errors(form, error)
         else:
-            messages.success(request, SAVED)
+            _report_saved(
+                request,
+                services.validate_after_save(
+                    request.organization, actor=request.membership, credential_id=credential.pk
+                ),
+            )
             return redirect(_apps_url(request.organization, application, type))
     context = _credential_form_context(request, application=application, type=type, form=form)
     template = "vault/_credential_form.html" if request.htmx else "vault/credential_new.html"
@@ -181,18 +202,30 @@ def credential_detail(request, credential_id: int):
     if request.method == "POST" and form.is_valid():
         name, fields, secrets = form.split()
         try:
-            services.update_credential(
+            before = credential.status
+            updated = services.update_credential(
                 request.organization,
                 actor=request.membership,
                 credential_id=credential.pk,
                 name=name,
                 fields=fields,
                 secrets=secrets,
+                validate_later=False,
             )
         except ValidationError as error:
             _bind_errors(form, error)
         else:
-            messages.success(request, SAVED)
+            if updated.status == before and before != "unvalidated":
+                messages.success(request, SAVED)  # only the name changed: nothing to check
+            else:
+                _report_saved(
+                    request,
+                    services.validate_after_save(
+                        request.organization,
+                        actor=request.membership,
+                        credential_id=credential.pk,
+                    ),
+                )
             return redirect(
                 "vault:credential", org=request.organization.slug, credential_id=credential.pk
             )

@@ -73,7 +73,9 @@ def test_an_owner_adds_a_calendly_credential_validated_against_calendly(
     assert not every(Credential).exists()  # validating saves nothing
 
     form.get_by_role("button", name="Save").click()
-    expect(page.locator(".messages")).to_have_text("Connection Saved Successfully!")
+    expect(page.locator(".messages")).to_contain_text(
+        "Connection Saved Successfully! Connected to Calendly as Olivia Owner"
+    )
     row = page.locator("#node-calendly-rest table.credentials tbody tr")
     expect(row).to_have_count(1)
     expect(row.locator("td").first).to_have_text("Sales team")

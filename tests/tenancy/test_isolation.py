@@ -14,6 +14,7 @@ from django.urls import reverse
 
 from portal.api.models import ApiToken
 from portal.api.services import create_token
+from portal.notifications.models import AlertRule
 from portal.processflows.models import Deployment, Processflow, Run, TriggerEvent
 from portal.tenancy.models import Invitation, Membership
 from portal.tenancy.services import invite_member
@@ -60,6 +61,16 @@ def _run(acme, cast):
     return make_run(_event(acme, cast), status="failed")
 
 
+def _rule(acme, cast):
+    from portal.notifications.services import create_rule
+
+    actor = every(Membership).get(organization=acme, user=cast["owner"])
+    return create_rule(
+        acme, actor=actor, name="On call", channel="email", kinds=["run_failed"],
+        email="oncall@acme.test",
+    ).rule  # fmt: skip
+
+
 OBJECT_FACTORIES = {
     "membership_id": _membership,
     "invitation_id": _invitation,
@@ -68,6 +79,7 @@ OBJECT_FACTORIES = {
     "processflow_id": _processflow,
     "event_id": _event,
     "run_id": _run,
+    "rule_id": _rule,
 }
 PK_KINDS = {
     "api:membership-detail": "membership_id",
@@ -80,12 +92,13 @@ PK_KINDS = {
     "api:processflow-deploy": "processflow_id",
     "api:processflow-undeploy": "processflow_id",
     "api:processflow-deployment": "processflow_id",
+    "api:processflow-run": "processflow_id",
     "api:event-detail": "event_id",
     "api:run-detail": "run_id",
     "api:run-replay": "run_id",
 }
 # URL keywords naming what every tenant shares, not an object of one organization.
-SHARED_KEYWORDS = {"application": "calendly"}
+SHARED_KEYWORDS = {"application": "calendly", "action": "users/me"}
 MODELS = {
     "membership_id": Membership,
     "invitation_id": Invitation,
@@ -95,6 +108,7 @@ MODELS = {
     "deployment": Deployment,
     "event_id": TriggerEvent,
     "run_id": Run,
+    "rule_id": AlertRule,
 }
 
 ROUTES = tenant_routes()

@@ -243,7 +243,7 @@ def test_the_canary_never_surfaces_through_the_pages(
     )
     assert refused.status_code == 400
     saved = witness.response("save", client.post(f"{new}?type=rest", form, follow=True))
-    assert b"Connection Saved Successfully!" in saved.content
+    assert b"Connection Saved Successfully! Connected to Calendly as" in saved.content
     credential = every(Credential).get(name="Canary")
     page = reverse("vault:credential", kwargs={"org": "acme", "credential_id": credential.pk})
     action = page + "{}/"
