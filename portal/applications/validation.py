@@ -1,5 +1,6 @@
-"""Asking an application whom a credential reaches (Calendly: ``GET /users/me``), with
-messages a person can act on, and without mistaking an outage for a bad credential."""
+"""Asking an application whom a credential reaches (its declared validation action, e.g.
+``GET /user``), with messages a person can act on, and without mistaking an outage for a
+bad credential."""
 
 from __future__ import annotations
 
@@ -90,7 +91,7 @@ def _outage_message(app: connectors.Connector, error: connector_errors.Connector
 
 
 def account_message(app: connectors.Connector, account: dict) -> str:
-    """ "Connected to Calendly as Ada Lovelace (ada@example.com), organization …"."""
+    """ "Connected to GitHub as Ada Lovelace (ada@example.com), organization …"."""
     who = account.get("name") or account.get("email") or account.get("uri") or "an account"
     email = account.get("email")
     message = f"Connected to {app.display_name} as {who}"

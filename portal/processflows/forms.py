@@ -10,6 +10,7 @@ import re
 
 from django import forms
 
+from flows.definition import trigger_options
 from portal.applications import declarations
 from portal.vault.selectors import list_credentials
 
@@ -76,9 +77,6 @@ class ProcessflowForm(forms.Form):
         ],
         label="Webhook subscription",
     )
-    webhook_scope = forms.ChoiceField(
-        required=False, choices=[("organization", "organization"), ("user", "user")], label="Scope"
-    )
     # Polling
     schedule_kind = forms.ChoiceField(required=False, choices=SCHEDULES, label="Schedule")
     every_seconds = forms.IntegerField(
@@ -101,14 +99,32 @@ class ProcessflowForm(forms.Form):
         self.fields["webhook_credential"].choices = credentials
         self.fields["source_credential"].choices = credentials
         self.fields["source_action"].choices = actions
-        events = sorted(
-            {
-                e
-                for app in declarations.all_applications()
-                for e in declarations.webhook_events(app.name)
-            }
-        )
-        self.fields["webhook_events"].choices = [(e, e) for e in events]
+        # Each application's events under its name; values say whose event it is.
+        self.fields["webhook_events"].choices = [
+            (app.display_name, [(f"{app.name}:{e}", e) for e in app.webhook_events])
+            for app in declarations.all_applications()
+            if app.webhook_events
+        ]
+        # Each application's subscription options (Calendly's scope, GitHub's owner and
+        # repo), as it declares them; only the trigger credential's application's are used.
+        self.option_fields: list[tuple[str, str, list[str]]] = []
+        for app in declarations.all_applications():
+            names = []
+            for option in declarations.subscription_options(app.name):
+                name = f"webhook_option_{app.name}_{option.name}"
+                if option.choices:
+                    field = forms.ChoiceField(
+                        choices=[("", "—"), *[(c, c) for c in option.choices]],
+                        initial=option.default,
+                    )
+                else:
+                    field = forms.CharField(max_length=200)
+                field.required = False
+                field.label, field.help_text = option.label, option.help
+                self.fields[name] = field
+                names.append(name)
+            if names:
+                self.option_fields.append((app.name, app.display_name, names))
         for n in range(STEP_SLOTS):
             self.fields[f"step{n}_name"] = forms.CharField(required=False, label="Step name")
             self.fields[f"step{n}_type"] = forms.ChoiceField(
@@ -135,6 +151,13 @@ class ProcessflowForm(forms.Form):
                 widget=forms.Textarea(attrs={"rows": 3, "spellcheck": "false"}),
                 label="Mapping",
             )
+
+    def webhook_option_groups(self):
+        """Subscription option fields per application, for the template."""
+        return [
+            {"application": name, "label": label, "fields": [self[f] for f in fields]}
+            for name, label, fields in self.option_fields
+        ]
 
     def step_rows(self):
         """The step fields grouped per slot, for the template."""
@@ -164,12 +187,14 @@ class ProcessflowForm(forms.Form):
             "trigger_type": trigger["type"],
         }
         if trigger["type"] == "webhook":
+            app = trigger["application"]
             initial |= {
                 "webhook_credential": str(trigger["credential"]),
-                "webhook_events": trigger["events"],
-                "webhook_scope": trigger.get("scope", "organization"),
+                "webhook_events": [f"{app}:{e}" for e in trigger["events"]],
                 "webhook_registration": trigger.get("registration", "automatic"),
             }
+            for name, value in trigger_options(trigger).items():
+                initial[f"webhook_option_{app}_{name}"] = value
         else:
             schedule = trigger["schedule"]
             kind = "once" if schedule.get("once") else "cron" if schedule.get("cron") else "every"
@@ -225,12 +250,30 @@ class ProcessflowForm(forms.Form):
                     .values_list("application", flat=True)
                     .first()
                 )
+            self._application = application
+            events = []
+            for value in data.get("webhook_events") or []:
+                owner, _, event = value.rpartition(":")
+                if owner and application and owner != application:
+                    self.add_error(
+                        "webhook_events",
+                        f"{event} is an event of {declarations.display_name(owner)}, not of "
+                        "the source credential's application.",
+                    )
+                    unreadable = True
+                events.append(event)
+            prefix = f"webhook_option_{application}_"
+            options = {
+                name[len(prefix) :]: value
+                for name, value in data.items()
+                if application and name.startswith(prefix) and value not in (None, "")
+            }
             trigger = {
                 "type": "webhook",
                 "application": application,
                 "credential": cred,
-                "events": data.get("webhook_events") or [],
-                "scope": data.get("webhook_scope") or "organization",
+                "events": events,
+                "options": options,
                 "registration": data.get("webhook_registration") or "automatic",
             }
         else:
@@ -304,9 +347,8 @@ class ProcessflowForm(forms.Form):
                 "credential": "webhook_credential",
                 "application": "webhook_credential",
                 "events": "webhook_events",
-                "scope": "webhook_scope",
                 "registration": "webhook_registration",
-            }.get(part)
+            }.get(part) or self._option_field(rest)
         match = STEP_PATH.match(head)
         slots = getattr(self, "step_slots", [])
         if match and int(match.group(1)) < len(slots):
@@ -315,6 +357,15 @@ class ProcessflowForm(forms.Form):
             if f"step{slot}_{field}" in self.fields:
                 return f"step{slot}_{field}"
         return None
+
+    def _option_field(self, rest: str) -> str | None:
+        """``options.repo`` -> the field of the trigger application's option ``repo``."""
+        parts = rest.split(".")
+        application = getattr(self, "_application", None)
+        if parts[0] != "options" or len(parts) < 2 or not application:
+            return None
+        name = f"webhook_option_{application}_{parts[1]}"
+        return name if name in self.fields else None
 
     def add_definition_error(self, error) -> None:
         """Show a service's ValidationError on the fields it names."""

@@ -35,7 +35,7 @@ def test_a_host_names_its_credentials_as_it_likes(catalog):
     cleaned = flows.check(webhook(), credentials=catalog)
 
     assert cleaned["trigger"]["credential"] == "sales"
-    assert cleaned["trigger"]["scope"] == "organization"
+    assert cleaned["trigger"]["options"] == {"scope": "organization"}
     assert cleaned["trigger"]["registration"] == "automatic"
 
 

@@ -22,8 +22,8 @@ from tests.factories import make_credential, make_deployment, make_event, make_p
 
 
 @pytest.fixture
-def sandbox(calendly_sandbox, settings, destination):
-    settings.CALENDLY_API_BASE_URL = calendly_sandbox.url
+def sandbox(monkeypatch, calendly_sandbox, settings, destination):
+    monkeypatch.setenv("CALENDLY_API_BASE_URL", calendly_sandbox.url)
     settings.PORTAL_BASE_URL = destination.url
     return calendly_sandbox
 
@@ -61,8 +61,8 @@ def form_data(credential, **overrides) -> dict:
         "description": "",
         "trigger_type": "webhook",
         "webhook_credential": str(credential.pk),
-        "webhook_events": ["invitee.created"],
-        "webhook_scope": "organization",
+        "webhook_events": ["calendly:invitee.created"],
+        "webhook_option_calendly_scope": "organization",
         "webhook_registration": "automatic",
         "schedule_kind": "every",
         "every_seconds": "300",
@@ -178,7 +178,9 @@ def test_editing_saves_version_2(as_member, credential, flow):
     assert "{{ trigger.payload.email }}" in html  # the current definition, ready to edit
     response = as_member.post(
         f"/o/acme/processflows/{flow.pk}/edit/",
-        form_data(credential, webhook_events=["invitee.created", "invitee.canceled"]),
+        form_data(
+            credential, webhook_events=["calendly:invitee.created", "calendly:invitee.canceled"]
+        ),
     )
     assert response.status_code == 302
     assert flow.versions.first().number == 2
