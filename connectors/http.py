@@ -601,6 +601,8 @@ def _error_body(raw: bytes) -> tuple[str | None, str | None, list[Any]]:
     if not isinstance(message, str):
         message = body.get("error") if isinstance(body.get("error"), str) else None
     details = body.get("details")
+    if not isinstance(details, list):
+        details = body.get("errors")  # GitHub's shape: [{"resource", "field", "message"}]
     return title, message, details if isinstance(details, list) else []
 
 
@@ -610,7 +612,7 @@ def _explain(title: str | None, message: str | None, details: list[Any]) -> str:
         parts.append(message.rstrip("."))
     for detail in details[:5]:
         if isinstance(detail, dict):
-            name, text = detail.get("parameter"), detail.get("message")
+            name, text = detail.get("parameter") or detail.get("field"), detail.get("message")
             if text:
                 parts.append(f"{name}: {text}" if name else str(text))
     text = "; ".join(parts)

@@ -22,7 +22,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Literal, Protocol
 
 from . import paths
-from .errors import FilterError, InvalidResponse, NotSupported
+from .errors import AlreadyExists, ApiError, FilterError, InvalidResponse, NotSupported
 from .results import ActionResult, Subscription, Verification
 from .runtime import Runtime
 from .secrets import Credentials, Secret
@@ -473,10 +473,19 @@ class ActionWebhooks(WebhookSupport):
         topics = self.subscription_events(events)
         rows = self._rows(connector, self.actions["create"], options)
         rows += _body_rows(self.body, values, topics)
-        result = connector.run_action(
-            self.actions["create"], credentials, filters=rows, runtime=runtime,
-            secrets=[key] if key else [],
-        )  # fmt: skip
+        try:
+            result = connector.run_action(
+                self.actions["create"], credentials, filters=rows, runtime=runtime,
+                secrets=[key] if key else [],
+            )  # fmt: skip
+        except ApiError as error:
+            # Applications say "already exists" with other statuses than 409 (GitHub: 422).
+            if isinstance(error, AlreadyExists) or "already exists" not in str(error).lower():
+                raise
+            raise AlreadyExists(
+                str(error), status=error.status, title=error.title,
+                api_message=error.api_message, details=error.details,
+            ) from None  # fmt: skip
         created = self.shape.read(result.data, options)
         if self.signing_key_by == "application" and self.signing_key_path:
             secret = paths.get(result.data, self.signing_key_path)
