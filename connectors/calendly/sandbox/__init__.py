@@ -15,4 +15,6 @@ from . import seed
 from .app import CalendlySandbox
 from .webhooks import sign
 
-__all__ = ["CalendlySandbox", "Delivery", "Exchange", "seed", "sign"]
+SANDBOX = CalendlySandbox  # what ``python -m connectors.sandbox calendly`` serves
+
+__all__ = ["SANDBOX", "CalendlySandbox", "Delivery", "Exchange", "seed", "sign"]
