@@ -78,28 +78,34 @@ def _default(schema: Mapping[str, Any], name: str, base_url: str) -> Any:
     return None
 
 
-def fill(schema: Any, value: Any = _MISSING, *, base_url: str, name: str = "") -> Any:
-    """``value`` completed so that it satisfies ``schema`` (references already inlined, as
-    ``connectors.openapi.OpenApi.schema`` gives them); values given are kept as they are."""
+def fill(schema: Any, value: Any = _MISSING, *, base_url: str) -> Any:
+    """A copy of ``value`` completed so that it satisfies ``schema`` (references already
+    inlined, as ``connectors.openapi.OpenApi.schema`` gives them); values given are kept as
+    they are, and ``value`` itself is left alone (records shared by several answers)."""
+    return _fill(schema, value, base_url=base_url, name="")
+
+
+def _fill(schema: Any, value: Any = _MISSING, *, base_url: str, name: str = "") -> Any:
     if not isinstance(schema, Mapping):
         return None if value is _MISSING else value
     for part in schema.get("allOf") or []:
-        value = fill(part, value, base_url=base_url, name=name)
+        value = _fill(part, value, base_url=base_url, name=name)
     if value is None:
         return None
     branch = _branch(schema, value)
     if branch is not None:
-        return fill(branch, value, base_url=base_url, name=name)
+        return _fill(branch, value, base_url=base_url, name=name)
     if value is _MISSING:
         value = _default(schema, name, base_url)
     if isinstance(value, dict):
+        value = dict(value)  # one record may sit in several places, under different schemas
         properties = schema.get("properties") or {}
         for prop in schema.get("required") or []:
             if prop not in value:
-                value[prop] = fill(properties.get(prop, {}), base_url=base_url, name=prop)
+                value[prop] = _fill(properties.get(prop, {}), base_url=base_url, name=prop)
         for prop, item in list(value.items()):
             if prop in properties and isinstance(item, dict | list):
-                value[prop] = fill(properties[prop], item, base_url=base_url, name=prop)
+                value[prop] = _fill(properties[prop], item, base_url=base_url, name=prop)
     elif isinstance(value, list) and isinstance(schema.get("items"), Mapping):
-        value = [fill(schema["items"], item, base_url=base_url, name=name) for item in value]
+        value = [_fill(schema["items"], item, base_url=base_url, name=name) for item in value]
     return value
