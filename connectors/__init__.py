@@ -31,6 +31,7 @@ from .cache import TTLCache
 from .pagination import (
     CursorPagination,
     LinkHeaderPagination,
+    NextUrlPagination,
     OffsetPagination,
     PageNumberPagination,
 )
@@ -64,6 +65,7 @@ __all__ = [
     "CursorPagination",
     "Field",
     "LinkHeaderPagination",
+    "NextUrlPagination",
     "OffsetPagination",
     "PageNumberPagination",
     "Param",

@@ -172,6 +172,9 @@ def build_parser() -> argparse.ArgumentParser:
     importer.add_argument(
         "--webhooks", nargs="*", default=[], metavar="EVENT", help="webhook events to keep"
     )
+    importer.add_argument(
+        "--schemas", nargs="*", default=[], metavar="NAME", help="component schemas to keep"
+    )
     importer.add_argument("--output", metavar="PATH", help="write the subset document here")
     for connector in registry.all_connectors():
         sub = commands.add_parser(connector.name, help=connector.display_name)
@@ -222,7 +225,7 @@ def _import_openapi(args: argparse.Namespace) -> str:
     if events:
         lines.append(f"EVENTS = {json.dumps(events)}")
     if args.output:
-        subset = spec.subset(args.operations, events)
+        subset = spec.subset(args.operations, events, args.schemas)
         Path(args.output).write_text(json.dumps(subset, separators=(",", ":")) + "\n")
         components = sum(len(v) for v in subset["components"].values())
         lines.append(

@@ -599,7 +599,7 @@ def _error_body(raw: bytes) -> tuple[str | None, str | None, list[Any]]:
     title = body.get("title") if isinstance(body.get("title"), str) else None
     message = body.get("message")
     if not isinstance(message, str):
-        message = body.get("error") if isinstance(body.get("error"), str) else None
+        message = next((body[k] for k in ("error", "err") if isinstance(body.get(k), str)), None)
     details = body.get("details")
     if not isinstance(details, list):
         details = body.get("errors")  # GitHub's shape: [{"resource", "field", "message"}]

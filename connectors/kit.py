@@ -31,6 +31,7 @@ from .openapi import OpenApi
 from .pagination import (
     CursorPagination,
     LinkHeaderPagination,
+    NextUrlPagination,
     OffsetPagination,
     PageNumberPagination,
 )
@@ -60,6 +61,7 @@ __all__ = [
     "Field",
     "HmacSignature",
     "LinkHeaderPagination",
+    "NextUrlPagination",
     "NoAuth",
     "OffsetPagination",
     "OpenApi",

@@ -90,6 +90,10 @@ class OpenApi:
         except KeyError:
             raise OpenApiError(f"{self.source}: no operation {operation_id!r}") from None
 
+    def component(self, name: str) -> Any:
+        """The schema ``components/schemas/<name>``, references inlined."""
+        return self.schema(self.ref(f"#/components/schemas/{name}"))
+
     def ref(self, pointer: str) -> Any:
         """The component a local ``$ref`` (``#/components/schemas/x``) points at."""
         if not pointer.startswith("#/"):
@@ -316,10 +320,14 @@ class OpenApi:
 
     # Subsets ----------------------------------------------------------------------------------
     def subset(
-        self, operations: Iterable[str] = (), webhooks: Iterable[str] = ()
+        self,
+        operations: Iterable[str] = (),
+        webhooks: Iterable[str] = (),
+        schemas: Iterable[str] = (),
     ) -> dict[str, Any]:
-        """A smaller document with only ``operations`` (by id) and ``webhooks`` (by event
-        name) and every component they use; examples are left out."""
+        """A smaller document with only ``operations`` (by id), ``webhooks`` (by event
+        name) and ``schemas`` (component names, e.g. payloads no operation refers to) and
+        every component they use; examples are left out."""
         wanted = set(operations)
         events = set(webhooks)
         paths: dict[str, Any] = {}
@@ -343,7 +351,7 @@ class OpenApi:
         if hooks:
             document["webhooks"] = hooks
         components: dict[str, dict[str, Any]] = {}
-        pending = _refs([paths, hooks])
+        pending = _refs([paths, hooks]) | {f"#/components/schemas/{name}" for name in schemas}
         seen: set[str] = set()
         while pending:
             pointer = pending.pop()

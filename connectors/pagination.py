@@ -10,6 +10,8 @@ page cap:
 ``OffsetPagination``      ``offset=0, n, 2n, …`` until a short or empty page.
 ``LinkHeaderPagination``  the next page's URL in the ``Link`` header (RFC 8288,
                           ``rel="next"``; GitHub). It must stay on the API's own origin.
+``NextUrlPagination``     the next page's URL in the body (Figma's
+                          ``pagination.next_page``), on the same origin too.
 
 Each strategy reads the items of a page (``items``) and says what to ask next
 (``next_query``): the full query of the next page, an absolute URL, or None at the end.
@@ -208,3 +210,30 @@ class LinkHeaderPagination:
     def as_dict(self) -> dict[str, Any]:
         return {"type": self.kind, "items": self.items_path, "size_param": self.size_param,
                 "max_size": self.max_size}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class NextUrlPagination:
+    """The next page's URL is in the body at ``next_path`` (Figma); followed only on the
+    API's own origin."""
+
+    items_path: str
+    next_path: str = "pagination.next_page"
+    size_param: str | None = None
+    max_size: int = 100
+    kind: str = "next_url"
+
+    @property
+    def controlled(self) -> frozenset[str]:
+        return frozenset({"cursor", "before", "after", "page"})
+
+    def items(self, body: Any) -> Any:
+        return _items(body, self.items_path)
+
+    def next_query(self, body, headers, query, items) -> str | None:
+        url = paths.get(body, self.next_path)
+        return url if isinstance(url, str) and url and items else None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"type": self.kind, "items": self.items_path, "next": self.next_path,
+                "size_param": self.size_param, "max_size": self.max_size}  # fmt: skip

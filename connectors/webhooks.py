@@ -401,7 +401,8 @@ class ActionWebhooks(WebhookSupport):
     ``create``, ``list``, ``delete`` (and ``get``) name actions; each gets the subscription
     options that are its parameters as filter rows (GitHub: ``owner``, ``repo``). ``body``
     describes the create request's body rows, with ``{url}``, ``{secret}``, ``{events}``
-    (the topics, one ``key[]`` row each) and ``{<option>}`` filled in. ``shape`` reads a
+    (the topics, one ``key[]`` row each), ``{event}`` (the one event, for applications whose
+    subscriptions take one) and ``{<option>}`` filled in. ``shape`` reads a
     subscription from an answer. A subscription's URI is its resource URL where the
     application gives one, so deleting it later needs no options.
     """
@@ -460,8 +461,14 @@ class ActionWebhooks(WebhookSupport):
             return None
 
     def _rows(self, connector: Connector, action: str, options: Mapping[str, str]) -> list:
+        """The options that are the action's path or query parameters, as filter rows (the
+        create action's body comes from ``body``)."""
         params = connector.actions[action].params_by_name
-        return [(name, value) for name, value in options.items() if name in params]
+        return [
+            (name, value)
+            for name, value in options.items()
+            if name in params and params[name].location != "body"
+        ]
 
     def create_subscription(
         self, connector, credentials, *, url, events, signing_key, runtime, **options
@@ -560,6 +567,8 @@ def _body_rows(
             rows += _body_rows(value, values, topics, f"{name}.")
         elif value == "{events}":
             rows += [(f"{name}[]", topic) for topic in topics]
+        elif value == "{event}":  # applications whose subscriptions take one event
+            rows += [(name, topic) for topic in topics[:1]]
         elif isinstance(value, str):
             text = re.sub(r"\{(\w+)\}", lambda m: str(values.get(m.group(1), m.group(0))), value)
             if text:

@@ -83,6 +83,8 @@ class Sandbox:
     error_fields: Mapping[str, Any] = {}
     #: ``X-RateLimit-Reset`` as a Unix time (GitHub) instead of seconds until the reset.
     reset_as_time: bool = False
+    #: How an unknown token is refused (Figma: 403 "Invalid token").
+    unauthenticated: tuple[int, str] = (401, "Bad credentials")
 
     def __init__(
         self,
@@ -280,7 +282,7 @@ class Sandbox:
                 if not budget.allowed:
                     raise SandboxError(429, "API rate limit exceeded")
                 if user is None:
-                    raise SandboxError(401, "Bad credentials")
+                    raise SandboxError(*self.unauthenticated)
                 response = self._route(request, user)
             except SandboxError as error:
                 body = self.error_body(error.status, error.message, **error.extra)

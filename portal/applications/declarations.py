@@ -52,7 +52,7 @@ def webhook_events(application: str) -> list[str]:
 
 def subscription_options(application: str) -> tuple[connectors.SubscriptionOption, ...]:
     """What a webhook subscription of the application takes besides URL and events
-    (Calendly's scope, GitHub's owner and repo); empty when it takes nothing or has no
+    (a scope, GitHub's owner and repo); empty when it takes nothing or has no
     webhooks."""
     app = get_application(application)
     return app.webhooks.options if app.webhooks is not None else ()

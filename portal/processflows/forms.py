@@ -105,7 +105,7 @@ class ProcessflowForm(forms.Form):
             for app in declarations.all_applications()
             if app.webhook_events
         ]
-        # Each application's subscription options (Calendly's scope, GitHub's owner and
+        # Each application's subscription options (a scope, GitHub's owner and
         # repo), as it declares them; only the trigger credential's application's are used.
         self.option_fields: list[tuple[str, str, list[str]]] = []
         for app in declarations.all_applications():

@@ -1,5 +1,5 @@
 """Fixtures for connector tests: one sandbox per application per session, reset before every
-test (``calendly_sandbox``, ``github_sandbox``).
+test (``calendly_sandbox``, ``github_sandbox``, ``figma_sandbox``).
 
 ``calendly_sandbox`` is the one to use: a running ``CalendlySandbox`` back at its seed state
 (no server restart, so it costs a few milliseconds). Its webhook retries are fast (tenths of a
@@ -15,6 +15,7 @@ import socket
 import pytest
 
 from connectors.calendly.sandbox import CalendlySandbox
+from connectors.figma.sandbox import FigmaSandbox
 from connectors.github.sandbox import GitHubSandbox
 
 # Delays between webhook delivery attempts in tests (Calendly's are hours; tests have seconds).
@@ -59,6 +60,24 @@ def github_sandbox(github_sandbox_session):
     github_sandbox_session.reset()
     yield github_sandbox_session
     github_sandbox_session.reset()
+
+
+@pytest.fixture(scope="session")
+def figma_sandbox_session():
+    sandbox = FigmaSandbox(
+        delivery_retry_delays=TEST_RETRY_DELAYS, delivery_timeout=TEST_DELIVERY_TIMEOUT
+    )
+    sandbox.start()
+    yield sandbox
+    sandbox.stop()
+
+
+@pytest.fixture
+def figma_sandbox(figma_sandbox_session):
+    """The running Figma sandbox at its seed state (reset again afterwards)."""
+    figma_sandbox_session.reset()
+    yield figma_sandbox_session
+    figma_sandbox_session.reset()
 
 
 def _is_loopback(address: object) -> bool:
