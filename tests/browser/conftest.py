@@ -18,7 +18,12 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, expect, sync_playwright
 
-from tests.connectors.conftest import calendly_sandbox, calendly_sandbox_session  # noqa: F401
+from tests.connectors.conftest import (  # noqa: F401
+    calendly_sandbox,
+    calendly_sandbox_session,
+    github_sandbox,
+    github_sandbox_session,
+)
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
