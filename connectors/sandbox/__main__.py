@@ -13,6 +13,7 @@ import signal
 import sys
 import threading
 
+from .. import registry
 from .app import Sandbox
 
 
@@ -47,7 +48,8 @@ def main(argv: list[str] | None = None) -> int:
     # SIGTERM (e.g. from a process manager) stops as cleanly as Ctrl-C does.
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     with kind(host=args.host, port=args.port, rate_limit_per_minute=args.rate_limit) as sb:
-        print(f"{args.app.title()} sandbox listening on {sb.url}", flush=True)
+        display = registry.get_connector(args.app).display_name
+        print(f"{display} sandbox listening on {sb.url}", flush=True)
         print(f"Point {args.app.upper()}_API_BASE_URL at it. Admin API: {sb.url}/_sandbox/")
         for token, user in sb.tokens.items():
             print(f"  {user}: {token}")

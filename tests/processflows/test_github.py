@@ -18,7 +18,7 @@ import requests
 from django.urls import reverse
 
 from connectors.github.sandbox import OWNER_TOKEN
-from portal.processflows import polling, services
+from portal.processflows import polling
 from portal.processflows.models import (
     Deployment,
     Processflow,
@@ -29,7 +29,7 @@ from portal.processflows.models import (
     TriggerEvent,
 )
 from portal.vault.models import Credential
-from tests.factories import make_credential, make_processflow, owner_of
+from tests.factories import make_credential
 from tests.processes import purge_queues, start_worker, wait_for
 from tests.processflows.reliability.support import start_relay
 
@@ -234,9 +234,12 @@ def test_another_applications_event_is_refused_for_a_github_credential(login, ow
 
 
 def test_a_polling_flow_walks_every_page_of_list_repos_by_link_headers(
-    monkeypatch, github_sandbox, acme, owner
+    monkeypatch, github_sandbox, api, acme, owner
 ):
+    """Made and deployed through the API; each poll (what the scheduler runs) follows the
+    ``Link`` header's next page to the end and stores every repository once."""
     monkeypatch.setenv("GITHUB_API_BASE_URL", github_sandbox.url)
+    client, base = api(owner, acme), "/api/v1/organizations/acme"
     credential = make_credential(acme, application="github", secrets={"token": OWNER_TOKEN})
     source = {"application": "github", "credential": credential.pk, "action": "list_repos",
               "filters": [["per_page", "10"]]}  # fmt: skip
@@ -244,15 +247,18 @@ def test_a_polling_flow_walks_every_page_of_list_repos_by_link_headers(
         "trigger": {"type": "polling", "schedule": {"every_seconds": 60}, "source": source},
         "steps": [{"name": "note", "type": "map", "mapping": {"repo": "{{ trigger.full_name }}"}}],
     }
-    flow = make_processflow(acme, None, name="Repositories", definition=definition)
-    deployment = services.deploy(acme, actor=owner_of(acme), processflow_id=flow.pk)
+    made = client.post(f"{base}/processflows/", {"name": "Repositories", "definition": definition},
+                       format="json")  # fmt: skip
+    deployed = client.post(f"{base}/processflows/{made.json()['id']}/deploy/")
+    assert deployed.status_code == 201, deployed.content
 
-    assert polling.poll(deployment.pk) == 35
-    assert polling.poll(deployment.pk) == 0
-    pages = [
-        e.query.get("page", ["1"])[0] for e in github_sandbox.exchanges if e.path == "/user/repos"
-    ]
+    assert polling.poll(deployed.json()["id"]) == 35
+    assert polling.poll(deployed.json()["id"]) == 0
+    listed = [e for e in github_sandbox.exchanges if e.path == "/user/repos"]
+    pages = [e.query.get("page", ["1"])[0] for e in listed]
     assert pages == ["1", "2", "3", "4", "1", "2", "3", "4"]
+    events = client.get(f"{base}/events/", {"page_size": 100}).json()
+    assert events["count"] == 35
     names = {json.loads(bytes(e.body))["full_name"] for e in TriggerEvent.objects.all()}
     assert len(names) == 35
     assert {n for n in names if re.fullmatch(r"octocat/(hello-world|project-\d\d)", n)} == names

@@ -65,13 +65,15 @@ def test_manage_app_lists_the_installed_applications_with_credential_and_rest_no
     html = html_of(login(owner).get(APPS))
 
     assert "<h1>Manage › App</h1>" in html
-    for app, display in (("calendly", "Calendly"), ("rest", "REST API")):
+    for app, display in (("calendly", "Calendly"), ("github", "GitHub"), ("rest", "REST API")):
         assert f'<details class="app-node" id="app-{app}">' in html
         assert f"<summary>{display} <span" in html
         assert f'id="credential-{app}"' in html
         assert f'id="node-{app}-rest"' in html
         assert f'hx-get="{new_url(app)}?type=rest"' in html
-    assert html.count(">Add New Credential</a>") == 2
+    # One per credential type of every installed application, whichever are installed.
+    types = sum(len(app.credential_types) for app in installed_applications())
+    assert html.count(">Add New Credential</a>") == types
 
 
 def test_manage_app_lists_each_applications_actions_and_webhook_events(login, owner):
