@@ -267,7 +267,9 @@ class Sandbox:
         return fault_answer(
             fault,
             budget=budget,
-            error_body=lambda status: self.error_body(status, http.client.responses[status]),
+            error_body=lambda status: self.error_body(
+                status, http.client.responses.get(status, "Error")
+            ),
             rate_limited_body=self.error_body(429, "API rate limit exceeded"),
         )
 
@@ -292,14 +294,12 @@ class Sandbox:
             return response
 
     def _route(self, request: ApiRequest, user: str) -> ApiResponse:
-        allowed = False
         for method, pattern, _, handler in self.routes:
             match = pattern.match(request.path)
             if match and method == request.method:
                 answer = handler(request, user, **self.params(request, user, **match.groupdict()))
                 return answer if isinstance(answer, ApiResponse) else ApiResponse(200, answer)
-            allowed = allowed or bool(match)
-        raise SandboxError(404, "Not Found")
+        raise SandboxError(404, "Not Found")  # unknown paths and methods alike, as APIs do
 
     # Helpers for handlers -----------------------------------------------------------------
     @staticmethod
