@@ -57,9 +57,11 @@ format: $(VENV)/.installed-dev
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-## sandbox: a Calendly API sandbox on port 8900 (point CALENDLY_API_BASE_URL at it)
+## sandbox: an application's API sandbox on port 8900 (APP=calendly by default, or github, figma):
+## point <APP>_API_BASE_URL at it
+APP ?= calendly
 sandbox: $(VENV)/.installed
-	$(BIN)/python -m connectors.calendly.sandbox --port 8900
+	$(BIN)/python -m connectors.sandbox $(APP) --port 8900
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .ruff_cache *.egg-info

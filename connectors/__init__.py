@@ -15,8 +15,9 @@ entry points::
         filters=[("user", "~{GetUserUrl}~"), ("status", "active")], limit=50,
     )
 
-Adding an application: copy ``connectors/calendly/`` to ``connectors/<name>/`` and read
-``connectors.base.Connector``'s docstring. Errors are in ``connectors.errors``.
+Adding an application: a folder ``connectors/<name>/`` declaring a ``connector`` with the
+kit (``connectors.kit``), usually from the application's OpenAPI document; see the README's
+"Adding a connector" and ``connectors/figma/``. Errors are in ``connectors.errors``.
 """
 
 import pkgutil
@@ -27,6 +28,13 @@ __path__ = pkgutil.extend_path(__path__, __name__)
 from . import errors
 from .base import Connector
 from .cache import TTLCache
+from .pagination import (
+    CursorPagination,
+    LinkHeaderPagination,
+    NextUrlPagination,
+    OffsetPagination,
+    PageNumberPagination,
+)
 from .ratelimit import RateLimiter, TokenBucket, Unlimited
 from .registry import all_connectors, get_connector, refresh
 from .results import (
@@ -41,11 +49,11 @@ from .secrets import Credentials, Secret
 from .spec import (
     Action,
     CredentialType,
-    CursorPagination,
     Field,
     Param,
     ResourceFunction,
 )
+from .webhooks import SubscriptionOption
 
 __all__ = [
     "Account",
@@ -56,6 +64,10 @@ __all__ = [
     "Credentials",
     "CursorPagination",
     "Field",
+    "LinkHeaderPagination",
+    "NextUrlPagination",
+    "OffsetPagination",
+    "PageNumberPagination",
     "Param",
     "RateLimiter",
     "RequestSummary",
@@ -63,6 +75,7 @@ __all__ = [
     "Runtime",
     "Secret",
     "Subscription",
+    "SubscriptionOption",
     "TTLCache",
     "TokenBucket",
     "Unlimited",

@@ -62,3 +62,19 @@ def basic_header(username: str, password: str) -> str:
     """The ``Authorization`` value for HTTP Basic authentication."""
     pair = f"{username}:{password}".encode()
     return "Basic " + base64.b64encode(pair).decode("ascii")
+
+
+@dataclass(frozen=True)
+class ApiKeyHeader:
+    """``<header>: <secret field>`` (Figma's ``X-Figma-Token``)."""
+
+    field: str
+    header: str
+    label: str = "API key"
+    kind: str = "api_key"
+
+    def headers(self, credentials: Credentials) -> dict[str, str]:
+        return {self.header: checked_secret(credentials, self.field, self.label)}
+
+    def secret_values(self, credentials: Credentials) -> list[str]:
+        return [v for v in [credentials.secret(self.field)] if v]

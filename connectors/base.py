@@ -8,7 +8,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from types import MappingProxyType
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 from . import filters as filtering
 from . import paths
@@ -33,14 +33,16 @@ class Connector:
 
     Adding an application means one new package ``connectors/<name>/`` whose ``__init__``
     exposes a module-level ``connector`` (the registry finds it; nothing else is edited).
-    Copy ``connectors/calendly/`` and change the declarations:
+    ``connectors/figma/`` is the smallest complete example (README: "Adding a connector"):
 
     ``name``, ``display_name``, ``description``
         identity; ``name`` is the registry key and the CLI's first argument.
-    ``base_url``, ``base_url_env``
-        the API's address and the environment variable that overrides it (the Runtime's
-        ``base_urls[name]`` overrides both). ``base_url_field`` instead takes it from a
-        credential field (the generic REST connector).
+    ``base_url``
+        the API's address. ``<NAME>_API_BASE_URL`` in the environment overrides it for every
+        connector (``CALENDLY_API_BASE_URL``, ``GITHUB_API_BASE_URL``: a sandbox, an
+        on-premises server), and the Runtime's ``base_urls[name]`` overrides that.
+        ``base_url_field`` instead takes it from a credential field (the generic REST
+        connector).
     ``credential_types``
         ``CredentialType``s with their ``Field``s (the portal renders its forms from them)
         and an ``auth`` that turns a credential into headers (``connectors.auth``).
@@ -50,7 +52,7 @@ class Connector:
     ``resource_functions``
         ``ResourceFunction``s usable as ``~{Name}~`` in filter values, cached per credential.
     ``webhooks``
-        a ``WebhookSupport`` subclass, or None.
+        a ``WebhookSupport`` (``connectors.webhooks.ActionWebhooks`` declares one), or None.
     ``validation_action`` and ``account``
         ``validate()`` runs that action and ``account(data)`` turns its answer into an
         ``Account`` (override ``validate`` for anything else).
@@ -77,7 +79,6 @@ class Connector:
         display_name: str,
         description: str = "",
         base_url: str = "",
-        base_url_env: str | None = None,
         base_url_field: str | None = None,
         credential_types: Sequence[CredentialType],
         actions: Sequence[Action],
@@ -97,7 +98,6 @@ class Connector:
         self.display_name = display_name
         self.description = description
         self.base_url = base_url.rstrip("/")
-        self.base_url_env = base_url_env
         self.base_url_field = base_url_field
         self.credential_types: tuple[CredentialType, ...] = tuple(credential_types)
         self.actions: Mapping[str, Action] = MappingProxyType({a.name: a for a in actions})
@@ -154,6 +154,12 @@ class Connector:
         )
 
     @property
+    def base_url_env(self) -> str:
+        """The environment variable that points this connector elsewhere (one convention
+        for every connector: ``<NAME>_API_BASE_URL``)."""
+        return f"{self.name.upper()}_API_BASE_URL"
+
+    @property
     def webhook_events(self) -> tuple[str, ...]:
         return self.webhooks.events if self.webhooks is not None else ()
 
@@ -167,7 +173,7 @@ class Connector:
         url = runtime.base_urls.get(self.name)
         if not url and self.base_url_field:
             url = credentials.fields.get(self.base_url_field, "")
-        if not url and self.base_url_env:
+        if not url:
             url = os.environ.get(self.base_url_env, "")
         url = (url or self.base_url).strip().rstrip("/")
         parts = urlsplit(url)
@@ -222,6 +228,7 @@ class Connector:
         limit: int | None = None,
         idempotency_key: str | None = None,
         runtime: Runtime | None = None,
+        secrets: Iterable[str] = (),
     ) -> ActionResult:
         """Run action ``name`` for ``credentials``.
 
@@ -229,11 +236,12 @@ class Connector:
         ``{{ }}`` references read, ``document`` the JSON body of actions that take one,
         ``limit`` the most items a paginated action collects, ``idempotency_key`` a key the
         destination can use to drop repeats (sent where the connector declares a header).
-        Raises a ``ConnectorError`` subclass; its ``requests`` lists what was sent.
+        ``secrets`` are values to scrub from anything sent back (a signing key nested in a
+        body). Raises a ``ConnectorError`` subclass; its ``requests`` lists what was sent.
         """
         action = self.action(name)
         runtime = runtime or DEFAULT_RUNTIME
-        secret_values = _secret_param_values(action, filters)
+        secret_values = [*_secret_param_values(action, filters), *secrets]
         with self.session(credentials, runtime, extra_secrets=secret_values) as client:
             try:
                 outbound = self._prepare(
@@ -305,23 +313,22 @@ class Connector:
         limit: int | None,
         runtime: Runtime,
     ) -> ActionResult:
-        """Follow the next-page token until the end, ``limit`` items or the page cap."""
+        """Follow the declared pagination until the end, ``limit`` items or the page cap."""
         pagination = action.pagination
         assert pagination is not None
         if limit is not None and limit < 1:
             raise FilterError("limit must be at least 1.")
-        count_param = pagination.count_param
-        if limit is not None and count_param and all(k != count_param for k, _ in outbound.query):
+        size_param = pagination.size_param
+        if limit is not None and size_param and all(k != size_param for k, _ in outbound.query):
             # Ask for no more than needed when the caller did not choose a page size.
             outbound = replace(
                 outbound,
-                query=[*outbound.query, (count_param, str(min(limit, pagination.max_count)))],
+                query=[*outbound.query, (size_param, str(min(limit, pagination.max_size)))],
             )
         items: list[Any] = []
-        token: str | None = None
         pages = 0
         while True:
-            response = outbound.send(client, [(pagination.token_param, token)] if token else [])
+            response = outbound.send(client)
             pages += 1
             page_items = pagination.items(response.data)
             if not isinstance(page_items, list):
@@ -330,21 +337,42 @@ class Connector:
                     status=response.status,
                 )
             items.extend(page_items)
-            token = pagination.next_token(response.data)
+            following = pagination.next_query(
+                response.data, response.headers, outbound.query, page_items
+            )
             if limit is not None and len(items) >= limit:
-                truncated = token is not None or len(items) > limit
+                truncated = following is not None or len(items) > limit
                 del items[limit:]
                 break
-            if token is None or pages >= runtime.max_pages:
-                truncated = token is not None
+            if following is None or pages >= runtime.max_pages:
+                truncated = following is not None
                 break
+            outbound = self._next_page(outbound, following, action)
         data = response.data
-        if isinstance(data, dict):
-            data = _replace_at(data, getattr(pagination, "items_path", None), items)
+        if isinstance(data, list) and not pagination.items_path:
+            data = items
+        elif isinstance(data, dict):
+            data = _replace_at(data, pagination.items_path, items)
         return ActionResult(
             action.name, response.status, data, items=items, pages=pages, truncated=truncated,
             requests=tuple(client.summaries),
         )  # fmt: skip
+
+    def _next_page(
+        self, outbound: _Outbound, following: list[tuple[str, str]] | str, action: Action
+    ) -> _Outbound:
+        """The request for the next page: a new query, or a URL the API gave (which must
+        stay on the origin of the request before it: the credential goes with it)."""
+        if not isinstance(following, str):
+            return replace(outbound, query=following)
+        target, before = urlsplit(following), urlsplit(outbound.url)
+        if (target.scheme, target.netloc) != (before.scheme, before.netloc):
+            raise InvalidResponse(
+                f"{self.display_name}'s answer to {action.name} points its next page at "
+                "another host; it was not followed."
+            )
+        url = urlunsplit((target.scheme, target.netloc, target.path, "", ""))
+        return replace(outbound, url=url, query=parse_qsl(target.query, keep_blank_values=True))
 
     def check_filters(self, action: str, filters: filtering.Rows) -> list[str]:
         """Problems with filter rows that are certain before running (unknown keys and
@@ -412,34 +440,37 @@ class Connector:
     def _webhooks(self) -> WebhookSupport:
         return self.webhooks if self.webhooks is not None else WebhookSupport()
 
+    def subscription_options(self, options: Mapping[str, Any]) -> dict[str, str]:
+        """``options`` checked against the declared subscription options, defaults filled
+        in (``FilterError`` names what is wrong)."""
+        return self._webhooks().subscription_options(options, self.display_name)
+
     def create_subscription(
         self,
         credentials: Credentials,
         *,
         url: str,
         events: Sequence[str],
-        scope: str = "organization",
         signing_key: str | Secret | None = None,
         runtime: Runtime | None = None,
         **options: Any,
     ) -> Subscription:
-        """Subscribe ``url`` to ``events``; ``AlreadyExists`` if the URL is subscribed."""
+        """Subscribe ``url`` to ``events`` with the declared subscription ``options``
+        (Calendly: ``scope``; GitHub: ``owner``, ``repo``); ``AlreadyExists`` if the URL is
+        subscribed."""
+        options = self.subscription_options(options)
         return self._webhooks().create_subscription(
-            self, credentials, url=url, events=events, scope=scope, signing_key=signing_key,
+            self, credentials, url=url, events=events, signing_key=signing_key,
             runtime=runtime or DEFAULT_RUNTIME, **options,
         )  # fmt: skip
 
     def list_subscriptions(
-        self,
-        credentials: Credentials,
-        *,
-        scope: str = "organization",
-        runtime: Runtime | None = None,
-        **options: Any,
+        self, credentials: Credentials, *, runtime: Runtime | None = None, **options: Any
     ) -> list[Subscription]:
-        """Every subscription visible to the credential in ``scope`` (all pages)."""
+        """Every subscription visible to the credential with these ``options`` (all pages)."""
+        options = self.subscription_options(options)
         return self._webhooks().list_subscriptions(
-            self, credentials, scope=scope, runtime=runtime or DEFAULT_RUNTIME, **options
+            self, credentials, runtime=runtime or DEFAULT_RUNTIME, **options
         )
 
     def get_subscription(
@@ -477,14 +508,16 @@ class Connector:
                 False, f"the delivery could not be checked ({type(error).__name__})"
             )
 
-    def dedupe_key(self, delivery: bytes | str | Mapping[str, Any]) -> str:
-        """A stable key for one event, the same for every redelivery of it."""
-        return self._webhooks().dedupe_key(delivery)
+    def dedupe_key(self, delivery: bytes | str | Mapping[str, Any], headers: Headers = ()) -> str:
+        """A stable key for one event, the same for every redelivery of it (from a delivery
+        id in the ``headers``, where the application sends one, else from the body)."""
+        return self._webhooks().dedupe_key(delivery, headers)
 
-    def event_name(self, payload: bytes | str | Mapping[str, Any]) -> str:
-        """The event's name (``invitee.created``), or "" when there is none."""
+    def event_name(self, payload: bytes | str | Mapping[str, Any], headers: Headers = ()) -> str:
+        """The event's name (``invitee.created``, ``issues.opened``), or "" when there is
+        none; read from the body and, where the application puts it there, the headers."""
         try:
-            return self._webhooks().event_name(payload)
+            return self._webhooks().event_name(payload, headers)
         except Exception:
             return ""
 
@@ -520,11 +553,11 @@ class _Outbound:
     idempotent: bool
     logged_query: frozenset[str]
 
-    def send(self, client: HttpClient, extra_query: Sequence[tuple[str, str]] = ()) -> HttpResponse:
+    def send(self, client: HttpClient) -> HttpResponse:
         return client.send(
             self.method,
             self.url,
-            query=[*self.query, *extra_query] if extra_query else self.query,
+            query=self.query,
             body=self.body,
             headers=self.headers,
             idempotent=self.idempotent,

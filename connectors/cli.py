@@ -5,6 +5,7 @@
     python -m connectors calendly validate [--base-url URL]
     python -m connectors calendly run scheduled_events --filter count=10 --filter status=active
     python -m connectors calendly resolve GetOrganizationUrl
+    python -m connectors import-openapi SPEC --operations getMe getFile [--output SUBSET.json]
 
 Results are JSON on stdout; errors are JSON on stderr with exit status 1 (2 for usage).
 Secrets come from environment variables, ``<CONNECTOR>_<FIELD>`` upper-cased (e.g.
@@ -19,6 +20,7 @@ import argparse
 import json
 import logging
 import os
+import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -27,6 +29,7 @@ from typing import Any
 from . import registry
 from .base import Connector
 from .errors import ConnectorError
+from .openapi import OpenApi
 from .ratelimit import Unlimited
 from .runtime import Runtime
 from .secrets import Credentials
@@ -155,6 +158,24 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="connector", metavar="{list,<connector>}")
     commands.required = True
     commands.add_parser("list", help="installed connectors")
+    importer = commands.add_parser(
+        "import-openapi",
+        help="action declarations from an OpenAPI 3 document",
+        description="Print action declarations for chosen operations of an OpenAPI 3 "
+        "document and, with --output, write the subset of the document they use (what a "
+        "connector vendors in its openapi/ folder).",
+    )
+    importer.add_argument("spec", metavar="SPEC", help="the OpenAPI document (JSON or YAML)")
+    importer.add_argument(
+        "--operations", nargs="*", default=[], metavar="ID", help="operationIds to import"
+    )
+    importer.add_argument(
+        "--webhooks", nargs="*", default=[], metavar="EVENT", help="webhook events to keep"
+    )
+    importer.add_argument(
+        "--schemas", nargs="*", default=[], metavar="NAME", help="component schemas to keep"
+    )
+    importer.add_argument("--output", metavar="PATH", help="write the subset document here")
     for connector in registry.all_connectors():
         sub = commands.add_parser(connector.name, help=connector.display_name)
         verbs = sub.add_subparsers(dest="command", metavar="COMMAND")
@@ -183,7 +204,47 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _import_openapi(args: argparse.Namespace) -> str:
+    """The declaration snippet for ``args.operations`` (and the subset, if asked)."""
+    try:
+        spec = OpenApi.load(args.spec)
+        actions = [spec.action(_snake(op), op) for op in args.operations]
+        events = [e for e in args.webhooks if e in spec.webhooks()]
+    except (OSError, ValueError) as error:
+        raise SystemExit(_usage(str(error))) from None
+    unknown = sorted(set(args.webhooks) - set(events))
+    if unknown:
+        raise SystemExit(_usage(f"no webhook {', '.join(unknown)} in {args.spec}"))
+    lines = [f"# {len(actions)} operation(s) of {Path(args.spec).name}", "ACTIONS = spec.actions("]
+    for action, operation in zip(actions, args.operations, strict=True):
+        keys = ", ".join(action.keys) or "no keys"
+        paging = f", {action.pagination.kind} pages" if action.pagination else ""
+        lines.append(f"    # {action.method} {action.path}: {keys}{paging}")
+        lines.append(f"    {action.name}={json.dumps(operation)},")
+    lines.append(")")
+    if events:
+        lines.append(f"EVENTS = {json.dumps(events)}")
+    if args.output:
+        subset = spec.subset(args.operations, events, args.schemas)
+        Path(args.output).write_text(json.dumps(subset, separators=(",", ":")) + "\n")
+        components = sum(len(v) for v in subset["components"].values())
+        lines.append(
+            f"# wrote {args.output}: {len(subset['paths'])} path(s), {components} component(s)"
+        )
+    return "\n".join(lines)
+
+
+def _snake(operation_id: str) -> str:
+    """``repos/list-for-authenticated-user`` -> ``list_for_authenticated_user``;
+    ``getTeamProjects`` -> ``get_team_projects``."""
+    last = operation_id.rsplit("/", 1)[-1]
+    return re.sub(r"(?<=[a-z0-9])([A-Z])", r"_\1", last).replace("-", "_").lower()
+
+
 def _execute(args: argparse.Namespace) -> Any:
+    if args.connector == "import-openapi":
+        print(_import_openapi(args))
+        return None
     if args.connector == "list":
         return [
             {
@@ -231,6 +292,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except SystemExit as exit_:
         return int(exit_.code or 0)
+    if output is None:
+        return 0
     try:
         json.dump(output, sys.stdout, indent=2, default=str)
         sys.stdout.write("\n")

@@ -599,8 +599,10 @@ def _error_body(raw: bytes) -> tuple[str | None, str | None, list[Any]]:
     title = body.get("title") if isinstance(body.get("title"), str) else None
     message = body.get("message")
     if not isinstance(message, str):
-        message = body.get("error") if isinstance(body.get("error"), str) else None
+        message = next((body[k] for k in ("error", "err") if isinstance(body.get(k), str)), None)
     details = body.get("details")
+    if not isinstance(details, list):
+        details = body.get("errors")  # GitHub's shape: [{"resource", "field", "message"}]
     return title, message, details if isinstance(details, list) else []
 
 
@@ -610,7 +612,7 @@ def _explain(title: str | None, message: str | None, details: list[Any]) -> str:
         parts.append(message.rstrip("."))
     for detail in details[:5]:
         if isinstance(detail, dict):
-            name, text = detail.get("parameter"), detail.get("message")
+            name, text = detail.get("parameter") or detail.get("field"), detail.get("message")
             if text:
                 parts.append(f"{name}: {text}" if name else str(text))
     text = "; ".join(parts)

@@ -120,6 +120,10 @@ class Subscription:
     organization: str | None = None
     user: str | None = None
     created_at: str | None = None
+    #: The subscription options it was made or listed with (GitHub: owner and repo).
+    options: dict[str, str] = field(default_factory=dict)
+    #: The signing secret, when the application made it (never serialised).
+    signing_key: Any = field(default=None, repr=False, compare=False)
 
     @property
     def id(self) -> str:
@@ -141,6 +145,7 @@ class Subscription:
             "organization": self.organization,
             "user": self.user,
             "created_at": self.created_at,
+            "options": dict(self.options),
         }
 
 

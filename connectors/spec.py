@@ -20,6 +20,8 @@ from jsonschema import Draft202012Validator, FormatChecker
 
 from . import paths
 from .errors import InvalidCredentials
+from .pagination import CursorPagination as CursorPagination  # re-exported
+from .pagination import Pagination
 from .secrets import Credentials
 
 Location = Literal["path", "query", "body"]
@@ -203,53 +205,6 @@ class Param:
         return schema
 
 
-class Pagination(Protocol):
-    """How an action's answers chain into pages."""
-
-    kind: str
-    token_param: str
-    count_param: str | None
-    max_count: int
-
-    def items(self, body: Any) -> Any: ...
-
-    def next_token(self, body: Any) -> str | None: ...
-
-    def as_dict(self) -> dict[str, Any]: ...
-
-
-@dataclass(frozen=True)
-class CursorPagination:
-    """Cursor pagination: items at ``items_path``, the next page's token at ``next_path``,
-    sent back as the ``token_param`` query parameter (Calendly: ``collection``,
-    ``pagination.next_page_token``, ``page_token``). ``count_param`` (if any) is set to the
-    caller's limit when that is smaller than a page, up to ``max_count``."""
-
-    items_path: str = "collection"
-    next_path: str = "pagination.next_page_token"
-    token_param: str = "page_token"  # noqa: S105 (a parameter name, not a password)
-    count_param: str | None = "count"
-    max_count: int = 100
-    kind: str = "cursor"
-
-    def items(self, body: Any) -> Any:
-        return paths.get(body, self.items_path)
-
-    def next_token(self, body: Any) -> str | None:
-        token = paths.get(body, self.next_path)
-        return token if isinstance(token, str) and token else None
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "type": self.kind,
-            "items": self.items_path,
-            "next": self.next_path,
-            "token_param": self.token_param,
-            "count_param": self.count_param,
-            "max_count": self.max_count,
-        }
-
-
 @dataclass(frozen=True)
 class Action:
     """A pre-packaged API call: ``method`` on ``path`` (``{name}`` marks path parameters) with
@@ -333,7 +288,8 @@ class Action:
         set_(self, "validator", Draft202012Validator(schema, format_checker=FORMAT_CHECKER))
         logged = {p.name for p in self.params if p.location == "query" and not p.secret}
         if self.pagination is not None:
-            logged |= {self.pagination.token_param}
+            logged |= self.pagination.controlled
+            logged |= {self.pagination.size_param} - {None}
         set_(self, "logged_query", frozenset(logged))
 
     @property

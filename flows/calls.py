@@ -91,6 +91,8 @@ class SubscriptionOutcome:
     already_exists: bool = False
     gone: bool = False
     retryable: bool = False
+    #: The signing key the application made, for applications that make their own.
+    signing_key: str | None = field(default=None, repr=False)
 
     @property
     def subscription(self) -> dict:
@@ -117,20 +119,25 @@ def subscribe(
     runtime: connectors.Runtime,
     url: str,
     events: Sequence[str],
-    scope: str,
-    signing_key: str,
+    options: Mapping[str, str],
+    signing_key: str | None,
 ) -> SubscriptionOutcome:
-    """Subscribe ``url`` to ``events`` at the application, signed with ``signing_key``."""
+    """Subscribe ``url`` to ``events`` at the application with the subscription
+    ``options``, signed with ``signing_key`` (None where the application makes the key: it
+    is then in the outcome)."""
 
     def call():
         created = app.create_subscription(
-            credentials, url=url, events=list(events), scope=scope,
-            signing_key=connectors.Secret(signing_key), runtime=runtime,
+            credentials, url=url, events=list(events),
+            signing_key=connectors.Secret(signing_key) if signing_key else None,
+            runtime=runtime, **options,
         )  # fmt: skip
+        made = created.signing_key
         return SubscriptionOutcome(
             ok=True,
             message=f"Subscribed at {app.display_name} to {', '.join(created.events)}.",
             subscriptions=[created.as_dict()],
+            signing_key=made.reveal() if isinstance(made, connectors.Secret) else None,
         )
 
     return _subscription_call(call)
@@ -141,12 +148,12 @@ def list_subscriptions(
     credentials: connectors.Credentials,
     *,
     runtime: connectors.Runtime,
-    scope: str,
+    options: Mapping[str, str],
 ) -> SubscriptionOutcome:
-    """Every subscription the credential can see in ``scope``."""
+    """Every subscription the credential can see with these subscription ``options``."""
 
     def call():
-        found = app.list_subscriptions(credentials, scope=scope, runtime=runtime)
+        found = app.list_subscriptions(credentials, runtime=runtime, **options)
         return SubscriptionOutcome(ok=True, subscriptions=[s.as_dict() for s in found])
 
     return _subscription_call(call)
@@ -177,10 +184,10 @@ def remove_subscriptions_to(
     *,
     runtime: connectors.Runtime,
     url: str,
-    scope: str,
+    options: Mapping[str, str],
 ) -> SubscriptionOutcome:
-    """Delete every subscription the credential sees in ``scope`` that calls ``url``."""
-    listing = list_subscriptions(app, credentials, runtime=runtime, scope=scope)
+    """Delete every subscription the credential sees with ``options`` that calls ``url``."""
+    listing = list_subscriptions(app, credentials, runtime=runtime, options=options)
     if not listing.ok:
         return listing
     for subscription in listing.subscriptions:

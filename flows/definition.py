@@ -5,7 +5,7 @@ A definition is JSON::
 
     {
       "trigger": {"type": "webhook", "application": "calendly", "credential": 3,
-                  "events": ["invitee.created"], "scope": "organization"}
+                  "events": ["invitee.created"], "options": {"scope": "organization"}}
               or {"type": "polling", "schedule": {"every_seconds": 300} | {"cron": "*/5 * * * *"}
                                                 | {"once": true},
                   "source": null | {"application": "calendly", "credential": 3,
@@ -46,7 +46,6 @@ from .schedule import CronError, check_cron
 STEP_NAME = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 MIN_INTERVAL_SECONDS = 10
 MAX_STEPS = 20
-WEBHOOK_SCOPES = ("organization", "user")
 REGISTRATIONS = ("automatic", "manual")
 
 
@@ -122,6 +121,22 @@ def typed_key_refusal(app: connectors.Connector, action: str, rows) -> tuple[str
         f"{app.display_name} that processflow's own signing key (generated, kept encrypted, "
         "never shown), so its deliveries verify."
     )
+
+
+def trigger_options(trigger: Mapping[str, Any]) -> dict[str, str]:
+    """A webhook trigger's subscription options (what the application declares: Calendly's
+    scope, GitHub's owner and repo). Definitions saved before options were declared kept
+    Calendly's scope beside the events; it is read as the option it is."""
+    options = trigger.get("options")
+    if isinstance(options, Mapping):
+        return {str(k): v for k, v in options.items()}
+    return {"scope": trigger["scope"]} if trigger.get("scope") else {}
+
+
+def options_from_rows(app: connectors.Connector, rows) -> dict[str, str]:
+    """The subscription options among a subscribing step's filter rows."""
+    declared = {o.name for o in app.webhooks.options} if app.webhooks is not None else set()
+    return {key: value for key, value in rows if key in declared and value not in (None, "")}
 
 
 def filter_problems(app: connectors.Connector, action: str, rows) -> list[str]:
@@ -293,9 +308,21 @@ def _webhook_trigger(catalog, spec: dict) -> dict:
             "trigger.events",
             f"Unknown event(s) {', '.join(map(str, unknown))}; choose from {', '.join(available)}.",
         )
-    scope = spec.get("scope", "organization")
-    if scope not in WEBHOOK_SCOPES:
-        raise DefinitionError("trigger.scope", "The scope is 'organization' or 'user'.")
+    limit = app.webhooks.max_events
+    if limit is not None and len(set(events)) > limit:
+        raise DefinitionError(
+            "trigger.events",
+            f"A {app.display_name} subscription delivers at most {limit} event(s); "
+            "make one processflow per event.",
+        )
+    given = spec.get("options")
+    if given is not None and not isinstance(given, dict):
+        raise DefinitionError("trigger.options", "Subscription options are an object.")
+    try:
+        options = app.subscription_options(trigger_options({**spec, "options": given}))
+    except connector_errors.FilterError as error:
+        where = f"trigger.options.{error.key}" if error.key else "trigger.options"
+        raise DefinitionError(where, str(error)) from None
     credential = _credential(catalog, "trigger.credential", spec.get("credential"), app)
     registration = spec.get("registration", "automatic")
     if registration not in REGISTRATIONS:
@@ -310,7 +337,7 @@ def _webhook_trigger(catalog, spec: dict) -> dict:
         "application": app.name,
         "credential": credential,
         "events": list(dict.fromkeys(events)),
-        "scope": scope,
+        "options": options,
         "registration": registration,
     }
 

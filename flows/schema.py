@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .definition import MAX_STEPS, MIN_INTERVAL_SECONDS, REGISTRATIONS, WEBHOOK_SCOPES
+from .definition import MAX_STEPS, MIN_INTERVAL_SECONDS, REGISTRATIONS
 
 _TEMPLATED = (
     "Text that may hold ~{ResourceFunction}~ placeholders and {{ trigger.… }} / "
@@ -60,7 +60,19 @@ def definition_schema() -> dict[str, Any]:
             "application": {"type": "string"},
             "credential": CREDENTIAL,
             "events": {"type": "array", "items": {"type": "string"}, "minItems": 1},
-            "scope": {"type": "string", "enum": list(WEBHOOK_SCOPES), "default": "organization"},
+            "options": {
+                "type": "object",
+                "additionalProperties": {"type": "string"},
+                "description": "The subscription options the application declares (Calendly: "
+                "scope; GitHub: owner and repo; Figma: context and context_id): "
+                "GET /api/v1/applications/<name>/ lists them.",
+            },
+            "scope": {
+                "type": "string",
+                "deprecated": True,
+                "description": "Calendly's scope before options were declared; read as "
+                "options.scope.",
+            },
             "registration": {
                 "type": "string",
                 "enum": list(REGISTRATIONS),

@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import MutableSet
 from typing import Any
 
+import connectors
+
 from . import calls, definition, templating
 from .host import CallbackTarget, CallbackUnavailable, CredentialUnavailable, Host
 
@@ -100,7 +102,7 @@ def _run_action(step, context, opened, host: Host, idempotency_key: str, secrets
         # may hold another key, so it is replaced, as automatic registration does.
         removed = calls.remove_subscriptions_to(
             app, opened.credentials, runtime=runtime, url=target.url,
-            scope=dict(filters).get("scope") or "organization",
+            options=_options(app, filters),
         )  # fmt: skip
         if removed.ok:
             result = send()
@@ -119,8 +121,17 @@ def _run_action(step, context, opened, host: Host, idempotency_key: str, secrets
             request=result.request,
         )
     if target is not None:
-        target.subscribed((result.data or {}).get("resource") or {})
+        made = app.webhooks.read_subscription(result.data)
+        target.subscribed(made.as_dict() if made is not None else {})
     return result.data, {"request": result.request, "status": result.status}
+
+
+def _options(app, filters: list) -> dict[str, str]:
+    """The subscription options this step's rows give (the declared defaults otherwise)."""
+    try:
+        return app.subscription_options(definition.options_from_rows(app, filters))
+    except connectors.errors.FilterError as error:
+        raise StepFailed(str(error), retryable=False) from None
 
 
 def _callback_target(app, action: str, filters: list, host: Host) -> CallbackTarget | None:

@@ -100,9 +100,6 @@ if not PORTAL_ENCRYPTION_KEYS:
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]"] if DEBUG else [])
 PORTAL_BASE_URL = os.environ.get("PORTAL_BASE_URL", "http://127.0.0.1:8000").rstrip("/")
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [PORTAL_BASE_URL])
-CALENDLY_API_BASE_URL = os.environ.get("CALENDLY_API_BASE_URL", "https://api.calendly.com").rstrip(
-    "/"
-)
 
 # Patience with applications' APIs: every outbound request has both timeouts.
 PORTAL_CONNECTOR_CONNECT_TIMEOUT = env_float("PORTAL_CONNECTOR_CONNECT_TIMEOUT", 5.0)

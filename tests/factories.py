@@ -65,7 +65,7 @@ def webhook_definition(credential: Credential, *, steps: list | None = None) -> 
             "application": credential.application,
             "credential": credential.pk,
             "events": ["invitee.created"],
-            "scope": "organization",
+            "options": {"scope": "organization"},
         },
         "steps": steps
         or [

@@ -34,7 +34,10 @@ from pathlib import Path
 from django.conf import settings
 from django.db import connection
 
+import connectors
+
 ROOT = Path(__file__).resolve().parent.parent
+CLOSED_PORT = "http://127.0.0.1:9"
 LOG_DIR = ROOT / "var" / "test-logs"
 LEDGER_DIR = ROOT / "var" / "test-children"
 
@@ -293,11 +296,12 @@ def child_env(**extra: str) -> dict[str, str]:
     env.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
     if settings.REDIS_URL:
         env["REDIS_URL"] = settings.REDIS_URL
-    # Tests never reach the internet: unless a test points it at the sandbox, Calendly is a
-    # closed port on loopback (a worker validating a freshly saved credential gets a refusal).
-    env["CALENDLY_API_BASE_URL"] = settings.CALENDLY_API_BASE_URL
-    if "api.calendly.com" in env["CALENDLY_API_BASE_URL"]:
-        env["CALENDLY_API_BASE_URL"] = "http://127.0.0.1:9"
+    # Tests never reach the internet: every application a test did not point at its sandbox
+    # (``<APP>_API_BASE_URL``) is a closed port on loopback (a worker validating a freshly
+    # saved credential gets a refusal).
+    for app in connectors.all_connectors():
+        if app.base_url and not env.get(app.base_url_env):
+            env[app.base_url_env] = CLOSED_PORT
     env.update(extra)
     return env
 

@@ -95,7 +95,6 @@ connector = Connector(
     description="Scheduling: event types, scheduled events and invitees, webhook subscriptions.",
     documentation_url="https://developer.calendly.com/api-docs",
     base_url="https://api.calendly.com",
-    base_url_env="CALENDLY_API_BASE_URL",
     credential_types=CREDENTIAL_TYPES,
     actions=ACTIONS,
     resource_functions=RESOURCE_FUNCTIONS,

@@ -24,12 +24,13 @@ from connectors.runtime import Runtime
 from connectors.secrets import Credentials, Secret
 from connectors.webhooks import (
     Connector,
+    DedupeKey,
+    EventName,
     Headers,
+    SubscriptionOption,
     WebhookSupport,
-    body_digest,
     header_values,
     key_text,
-    load_json,
 )
 
 from .actions import SCOPES, WEBHOOK_EVENTS
@@ -94,6 +95,11 @@ def _documented_examples() -> dict[str, dict[str, Any]]:
     }
 
 
+# Calendly sends no event id: one event is its name, its payload's URI and its time.
+DEDUPE = DedupeKey("calendly", body=("event", "payload.uri", "created_at"))
+EVENT_NAME = EventName(body="event")
+
+
 class CalendlyWebhooks(WebhookSupport):
     """Webhook subscriptions (organization or user scope) and signed deliveries."""
 
@@ -102,12 +108,31 @@ class CalendlyWebhooks(WebhookSupport):
         return _documented_examples()
 
     events = WEBHOOK_EVENTS
-    scopes = SCOPES
+    options = (
+        SubscriptionOption(
+            "scope",
+            "Scope",
+            help="organization: every member's events (owners and admins); user: yours.",
+            choices=SCOPES,
+            default="organization",
+        ),
+        SubscriptionOption(
+            "organization",
+            "Organization",
+            help="Organization URI (default: the credential's own).",
+            required=False,
+        ),
+    )
+    kept_headers = (SIGNATURE_HEADER.lower(),)
     signature_header = SIGNATURE_HEADER
     notes = {"routing_form_submission.created": "organization scope only"}
     subscribe_action = "webhook_subscription"
 
     # Subscriptions ----------------------------------------------------------------------------
+    def read_subscription(self, data: Any) -> Subscription | None:
+        resource = data.get("resource") if isinstance(data, Mapping) else None
+        return _subscription(resource) if isinstance(resource, Mapping) else None
+
     def create_subscription(
         self,
         connector: Connector,
@@ -232,21 +257,11 @@ class CalendlyWebhooks(WebhookSupport):
             )
         return Verification(True, "signature verified", timestamp)
 
-    def dedupe_key(self, delivery: bytes | str | Mapping[str, Any]) -> str:
+    def dedupe_key(self, delivery: bytes | str | Mapping[str, Any], headers: Headers = ()) -> str:
         """``calendly:<sha256 of [event, payload uri, created_at]>``: identical for every
         retry of one event, different for two events on the same invitee. Bodies that are
         not Calendly's shape fall back to a digest of the body itself."""
-        data = load_json(delivery)
-        if isinstance(data, Mapping):
-            payload = data.get("payload")
-            uri = payload.get("uri") if isinstance(payload, Mapping) else None
-            event, created = data.get("event"), data.get("created_at")
-            if isinstance(event, str) and isinstance(uri, str) and created is not None:
-                identity = json.dumps([event, uri, str(created)], separators=(",", ":"))
-                return "calendly:" + hashlib.sha256(identity.encode()).hexdigest()
-        return "calendly-body:" + body_digest(delivery)
+        return DEDUPE.key(delivery, headers)
 
-    def event_name(self, payload: bytes | str | Mapping[str, Any]) -> str:
-        data = load_json(payload)
-        event = data.get("event") if isinstance(data, Mapping) else None
-        return event if isinstance(event, str) else ""
+    def event_name(self, payload: bytes | str | Mapping[str, Any], headers: Headers = ()) -> str:
+        return EVENT_NAME.read(payload, headers)

@@ -7,6 +7,7 @@
 - ``deliveries``: checking and naming the webhook deliveries an application sends.
 
 Calls made with a stored credential (actions, subscriptions) open it through the vault:
-``portal.vault.calls``. Nothing here names a particular application: a connector's base-URL
-variable (``CALENDLY_API_BASE_URL``) is read from the settings by the name it declares.
+``portal.vault.calls``. Nothing here names a particular application: what one needs (its
+events and subscription options, the delivery headers worth keeping, where its base URL
+comes from) it declares in its connector.
 """

@@ -50,13 +50,21 @@ def webhook_events(application: str) -> list[str]:
     return list(app.webhooks.events) if app.webhooks is not None else []
 
 
+def subscription_options(application: str) -> tuple[connectors.SubscriptionOption, ...]:
+    """What a webhook subscription of the application takes besides URL and events
+    (a scope, GitHub's owner and repo); empty when it takes nothing or has no
+    webhooks."""
+    app = get_application(application)
+    return app.webhooks.options if app.webhooks is not None else ()
+
+
 def resource_functions(application: str) -> list[str]:
     """Names usable as ``~{Name}~`` in the application's action filters."""
     return list(get_application(application).resource_functions)
 
 
 def action_keys() -> list[tuple[str, list[tuple[str, bool]]]]:
-    """For the editor's help panel: ``("Calendly › List Scheduled Events", [(key,
+    """For the editor's help panel: ``("GitHub › List Repository Issues", [(key,
     required), ...])`` for every action of every application, without the keys the portal
     fills in itself."""
     return [

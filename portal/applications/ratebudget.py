@@ -1,6 +1,6 @@
 """Outbound rate budgets shared by every web process and worker.
 
-An application allows each credential (Calendly: each user) so many requests per minute.
+An application allows each credential (often: each user) so many requests per minute.
 A per-process limiter would let N workers send N times the budget; this one counts in the
 cache, which is Redis in production, with atomic increments per fixed one-minute window.
 A caller that would have to wait longer than ``PORTAL_RATE_BUDGET_MAX_WAIT_SECONDS`` gets

@@ -1,5 +1,6 @@
 """How the portal calls applications: one ``connectors.Runtime`` per application, from the
-settings, with the budget and cache that every web process and worker share."""
+settings, with the budget and cache that every web process and worker share. Where an
+application is (``<APP>_API_BASE_URL``) the connectors read from the environment themselves."""
 
 from __future__ import annotations
 
@@ -47,13 +48,10 @@ def runtime(app: connectors.Connector, *, interactive: bool = False) -> connecto
     read_timeout = settings.PORTAL_CONNECTOR_READ_TIMEOUT
     if interactive:
         read_timeout = min(read_timeout, settings.PORTAL_INTERACTIVE_READ_TIMEOUT)
-    base_urls = {}
-    override = getattr(settings, app.base_url_env, None) if app.base_url_env else None
-    if override:
-        base_urls[app.name] = override
+    # Base URLs are the connectors' own business: ``<APP>_API_BASE_URL`` in the environment
+    # (read by the connector on every call) points any application elsewhere.
     per_minute = app.rate_limit_per_minute
     return connectors.Runtime(
-        base_urls=base_urls,
         rate_limiter=_budget(app.name, per_minute) if per_minute else connectors.Unlimited(),
         cache=_SharedCache(),
         allowed_private_hosts=frozenset(settings.PORTAL_ALLOWED_PRIVATE_HOSTS),

@@ -18,7 +18,7 @@ from typing import Any
 
 from django.http import QueryDict
 
-from flows.definition import MAX_STEPS, filled_by_host
+from flows.definition import MAX_STEPS, filled_by_host, trigger_options
 from portal.applications import declarations
 from portal.processflows.models import Processflow, TriggerEvent
 from portal.processflows.registration import processflow_url
@@ -56,7 +56,7 @@ class Draft:
 def new_draft() -> Draft:
     return Draft(
         definition={
-            "trigger": {"type": "webhook", "events": [], "scope": "organization"},
+            "trigger": {"type": "webhook", "events": [], "options": {}},
             "steps": [],
         }
     )
@@ -157,7 +157,13 @@ def draft_from_post(post: QueryDict) -> Draft:
             "application": application,
             "credential": credential,
             "events": post.getlist("t-events"),
-            "scope": post.get("t-scope") or "organization",
+            # The subscription options the application declares (a scope, an owner and a
+            # repository...); an empty field means the declared default.
+            "options": {
+                key[len("t-option-") :]: value
+                for key, value in post.items()
+                if key.startswith("t-option-") and value not in (None, "")
+            },
             "registration": post.get("t-registration") or "automatic",
         }
     draft.definition["trigger"] = trigger
@@ -360,6 +366,11 @@ def context(organization: Organization, draft: Draft, *, flow: Processflow | Non
     except Exception:
         webhook = None
     available_events = list(webhook.events) if webhook else []
+    chosen_options = trigger_options(trigger) if trigger.get("type") == "webhook" else {}
+    options = [
+        {"option": option, "value": chosen_options.get(option.name, option.default or "")}
+        for option in (webhook.options if webhook else ())
+    ]
     source = trigger.get("source") or {}
     samples = draft.samples
     paths: list[tuple[str, str]] = []
@@ -411,6 +422,7 @@ def context(organization: Organization, draft: Draft, *, flow: Processflow | Non
             credentials, webhook_app, trigger.get("credential")
         ),
         "available_events": available_events,
+        "subscription_options": options,
         "event_notes": dict(webhook.notes) if webhook else {},
         "source": source,
         "source_actions": [

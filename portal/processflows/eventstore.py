@@ -1,6 +1,6 @@
 """The two database operations of webhook intake, kept as cheap as the guarantees allow.
 
-Intake is the hottest path of the portal (Calendly retries, bursts of bookings), so these
+Intake is the hottest path of the portal (applications retry, events come in bursts), so these
 two operations bypass the ORM's query compilation, which cost more than the database work:
 
 - :func:`find_deployment` reads, in one statement, what intake needs about the deployed

@@ -4,7 +4,7 @@ The order matters. The signature is checked over the raw body before anything is
 stored. The event and its outbox entry are committed in one transaction, and only then does
 the sender get its 2xx: an event we acknowledged is on disk, whatever happens to Redis or
 the workers afterwards. If the database cannot take it, the answer is 503 and the sender
-retries (Calendly retries for a day). Nothing here talks to the application's API, nor to
+retries (applications retry for hours or days). Nothing here talks to the application's API, nor to
 the broker: the relay (``manage.py relay_outbox``) publishes stored events, the sweeper
 catches what it misses, so a broker outage costs intake nothing.
 
@@ -34,8 +34,6 @@ from portal.processflows.signing import signing_key
 
 logger = logging.getLogger(__name__)
 
-# Headers worth keeping with an event (for support and replay); never Authorization/Cookie.
-KEPT_HEADERS = ("content-type", "user-agent", "calendly-webhook-signature", "x-request-id")
 # Deeper documents are refused: runs walk them recursively, and no sender nests this deep.
 MAX_DEPTH = 64
 # Characters PostgreSQL cannot store in text or jsonb: NUL and unpaired surrogates.
@@ -50,13 +48,17 @@ def _answer(status: int, message: str, **extra) -> JsonResponse:
     return response
 
 
-def _kept_headers(request) -> dict[str, str]:
-    return {name: request.headers[name] for name in KEPT_HEADERS if name in request.headers}
+def _kept_headers(request, application: str) -> dict[str, str]:
+    """Headers worth keeping with an event (for support and replay), as the application
+    declares them; never Authorization or Cookie."""
+    kept = deliveries.kept_headers(application)
+    return {name: request.headers[name] for name in kept if name in request.headers}
 
 
 def _reject(
-    deployment: Deployment, request, *, status: int, reason: str, size: int
+    hook: eventstore.DeployedHook, request, *, status: int, reason: str, size: int
 ) -> JsonResponse:
+    deployment = hook.deployment
     # Anyone who knows the URL can send these: only so many a minute are written down.
     admission, minute = rejections.admit(deployment.pk)
     if admission is rejections.Admission.COUNT:
@@ -79,7 +81,7 @@ def _reject(
             reason=reason[:200],
             status_code=status,
             size=size,
-            headers=_kept_headers(request),
+            headers=_kept_headers(request, hook.application),
         )
         if status == 401:
             Deployment.objects.for_tenant(deployment.organization_id).filter(
@@ -217,7 +219,7 @@ def _receive(request, hook_id: str):
             return _answer(400, "The body could not be read completely.")
     if raw is None or len(raw) > limit:
         return _reject(
-            hook.deployment, request, status=413, size=max(declared, len(raw or b"")),
+            hook, request, status=413, size=max(declared, len(raw or b"")),
             reason=f"Body larger than {limit} bytes.",
         )  # fmt: skip
     answer = _accept(hook, request, raw)
@@ -243,19 +245,19 @@ def _accept(hook: eventstore.DeployedHook, request, raw: bytes):
             if verification is not None
             else "This processflow's subscription is not registered yet."
         )
-        return _reject(deployment, request, status=401, size=len(raw), reason=reason)
+        return _reject(hook, request, status=401, size=len(raw), reason=reason)
 
     payload, problem = _parse(raw)
     if payload is None:
-        return _reject(deployment, request, status=400, size=len(raw), reason=problem)
+        return _reject(hook, request, status=400, size=len(raw), reason=problem)
 
     # The parsed payload, not the raw body: the same key, without parsing the body again.
     stored = eventstore.store_delivery(
         deployment,
-        dedupe_key=deliveries.dedupe_key(application, payload),
-        event_name=deliveries.event_name(application, payload),
-        headers=_kept_headers(request),
-        body=raw,
+        dedupe_key=deliveries.dedupe_key(application, payload, request.headers),
+        event_name=deliveries.event_name(application, payload, request.headers),
+        headers=_kept_headers(request, application),
+        body=deliveries.stored_body(application, raw, payload),
     )
     if not stored.live:
         return None if hook.cached else _answer(404, "No deployed processflow has this URL.")

@@ -28,7 +28,7 @@ class Processflow(TenantOwnedModel):
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     # The Processflow URL's secret part. Generated once, so the URL stays stable across
-    # deployments and another flow (or Calendly) can be given it before the first deploy.
+    # deployments and another flow (or the application) can be given it before the first deploy.
     hook_id = models.CharField(max_length=64, unique=True, editable=False)
 
     class Meta:
@@ -143,8 +143,8 @@ class TriggerEvent(TenantOwnedModel):
     """Something that starts a run: a verified webhook delivery or a polled record.
 
     Stored with its outbox entry in one transaction before the sender gets its 2xx; the
-    ``dedupe_key`` (derived from the payload: Calendly sends no event id) makes duplicate
-    deliveries collapse into one row.
+    ``dedupe_key`` (a delivery id the application sends, or derived from the payload) makes
+    duplicate deliveries collapse into one row.
     """
 
     class Source(models.TextChoices):

@@ -1,9 +1,11 @@
 """Webhook subscriptions at the application, registered on each tenant's behalf.
 
-Each deployment of a triggered flow subscribes its Processflow URL with our own random
-signing key. "Already exists" (Calendly: same URL) is resolved by replacing the existing
-subscription, since its signing key is unknown to us and deliveries signed with it could
-not be verified. The reconciler repairs drift: subscriptions deleted or disabled at the
+Each deployment of a triggered flow subscribes its Processflow URL with the subscription
+options its application declares, and our own random signing key (or, for an application
+that makes its own, the key it answers). "Already exists" (an application that refuses a
+second subscription for one URL) is resolved by replacing the existing subscription, since
+its signing key is unknown to us and deliveries signed with it could not be verified.
+The reconciler repairs drift: subscriptions deleted or disabled at the
 application, changed events, or a URL that moved because PORTAL_BASE_URL changed.
 """
 
@@ -17,9 +19,10 @@ from django.db.models import Q
 from django.utils import timezone
 
 import flows
+from flows.definition import application, trigger_options
 from portal.processflows import alerting
 from portal.processflows.models import Deployment, Processflow, RegistrationState, TriggerType
-from portal.processflows.signing import new_signing_key, signing_key
+from portal.processflows.signing import new_signing_key, signing_key, store_signing_key
 from portal.vault import calls
 from portal.vault.models import Credential
 from portal.vault.selectors import credential_for_use
@@ -65,7 +68,7 @@ def register(deployment: Deployment, *, repair: bool = False) -> str:
     trigger = deployment.version.definition["trigger"]
     if trigger.get("registration") == "manual":
         return deployment.registration_state  # another processflow's step subscribes it
-    scope = trigger.get("scope", "organization")
+    options = trigger_options(trigger)
     url = processflow_url(deployment.processflow)
     if (
         not repair
@@ -78,25 +81,37 @@ def register(deployment: Deployment, *, repair: bool = False) -> str:
     if credential is None:
         _set(deployment, RegistrationState.FAILED, "The trigger's credential was deleted.")
         return RegistrationState.FAILED
-    key = new_signing_key(deployment)
+    # The application makes the key itself, or we do (and store it before it learns it).
+    ours = application(trigger["application"]).webhooks.signing_key_by == "portal"
+    key = new_signing_key(deployment) if ours else None
     _set(deployment, RegistrationState.PENDING, "Registering the webhook subscription…")
-    outcome = calls.subscribe(
-        credential, url=url, events=trigger["events"], scope=scope, signing_key=key
-    )
+
+    def subscribe(key):
+        return calls.subscribe(
+            credential, url=url, events=trigger["events"], options=options, signing_key=key
+        )
+
+    outcome = subscribe(key)
     replaced = False
     if not outcome.ok and outcome.already_exists:
         # Another subscription holds this URL (an earlier deployment, or one made by hand).
         # Its signing key is not this deployment's, so its deliveries could not be verified:
         # replace it rather than adopt it.
-        removal = calls.remove_subscriptions_to(credential, url, scope)
+        removal = calls.remove_subscriptions_to(credential, url, options)
         if removal.ok:
             replaced = True
-            outcome = calls.subscribe(
-                credential, url=url, events=trigger["events"], scope=scope, signing_key=key
-            )
+            outcome = subscribe(key)
         else:
             outcome = removal
     del key
+    if outcome.ok and not ours:
+        if not outcome.signing_key:
+            outcome = calls.SubscriptionOutcome(
+                ok=False, message="The application answered no signing key."
+            )
+        else:
+            store_signing_key(deployment, outcome.signing_key)
+            deployment.save(update_fields=["signing_data_key", "signing_key_ciphertext"])
     if not outcome.ok:
         _set(deployment, RegistrationState.FAILED, outcome.message)
         if outcome.retryable:
@@ -169,7 +184,7 @@ def reconcile(deployment: Deployment) -> str:
     if credential is None:
         _set(deployment, RegistrationState.FAILED, "The trigger's credential was deleted.")
         return "failed"
-    listing = calls.list_subscriptions(credential, scope=trigger.get("scope", "organization"))
+    listing = calls.list_subscriptions(credential, options=trigger_options(trigger))
     if not listing.ok:
         logger.warning("reconcile of deployment %s skipped: %s", deployment.pk, listing.message)
         return "skipped"
@@ -184,7 +199,7 @@ def reconcile(deployment: Deployment) -> str:
         problem = "the subscription was deleted at the application"
     elif ours.get("state") != "active":
         problem = f"the subscription was {ours.get('state')} at the application"
-    elif set(ours.get("events", [])) != set(trigger["events"]):
+    elif set(ours.get("events", [])) != set(_subscribed_events(trigger)):
         problem = "the subscription's events differ"
     elif ours.get("callback_url") != url:
         problem = "the Processflow URL changed (PORTAL_BASE_URL)"
@@ -221,6 +236,12 @@ def reconcile(deployment: Deployment) -> str:
 
 def _every_deployment():
     return Deployment.objects.unscoped("the reconciler checks every organization's webhooks")
+
+
+def _subscribed_events(trigger: dict) -> list[str]:
+    """What the application was asked to deliver for the trigger's events (the same, or
+    the coarser topics an application subscribes to)."""
+    return application(trigger["application"]).webhooks.subscription_events(trigger["events"])
 
 
 def deployments_to_reconcile():

@@ -277,8 +277,8 @@ def deployments_needing_attention(organization: Organization) -> list[tuple[Depl
 VERIFICATION_WINDOW = timedelta(hours=24)
 #: How many unverified deliveries in a row (and none accepted after them) make a deployment
 #: "failing verification". More than one, so a single stray or forged request to a
-#: Processflow URL does not raise the alarm; few enough that one event Calendly retries
-#: (it retries every failed delivery) shows the problem within minutes.
+#: Processflow URL does not raise the alarm; few enough that one event an application retries
+#: (applications retry failed deliveries) shows the problem within minutes.
 FAILING_AFTER = 3
 
 

@@ -79,24 +79,40 @@ def _subscription_call(
 
 
 def subscribe(
-    credential: Credential, *, url: str, events: Sequence[str], scope: str, signing_key: str
+    credential: Credential,
+    *,
+    url: str,
+    events: Sequence[str],
+    signing_key: str | None,
+    options: Mapping[str, str] | None = None,
 ) -> SubscriptionOutcome:
-    """Subscribe ``url`` to ``events`` at the credential's application, signed with our key."""
+    """Subscribe ``url`` to ``events`` at the credential's application with the declared
+    subscription ``options``, signed with our key (None: the application makes one)."""
     return _subscription_call(
         credential,
         "webhook subscription created",
         lambda app, creds, rt: calls.subscribe(
-            app, creds, runtime=rt, url=url, events=events, scope=scope, signing_key=signing_key
+            app,
+            creds,
+            runtime=rt,
+            url=url,
+            events=events,
+            options=options or {},
+            signing_key=signing_key,
         ),
     )
 
 
-def list_subscriptions(credential: Credential, *, scope: str) -> SubscriptionOutcome:
-    """Every subscription the credential can see in ``scope``."""
+def list_subscriptions(
+    credential: Credential, *, options: Mapping[str, str] | None = None
+) -> SubscriptionOutcome:
+    """Every subscription the credential can see with these subscription ``options``."""
     return _subscription_call(
         credential,
         "webhook subscriptions listed",
-        lambda app, creds, rt: calls.list_subscriptions(app, creds, runtime=rt, scope=scope),
+        lambda app, creds, rt: calls.list_subscriptions(
+            app, creds, runtime=rt, options=options or {}
+        ),
     )
 
 
@@ -109,12 +125,14 @@ def unsubscribe(credential: Credential, subscription: str) -> SubscriptionOutcom
     )
 
 
-def remove_subscriptions_to(credential: Credential, url: str, scope: str) -> SubscriptionOutcome:
-    """Delete every subscription the credential sees in ``scope`` that calls ``url``."""
+def remove_subscriptions_to(
+    credential: Credential, url: str, options: Mapping[str, str] | None = None
+) -> SubscriptionOutcome:
+    """Delete every subscription the credential sees with ``options`` that calls ``url``."""
     return _subscription_call(
         credential,
         "webhook subscriptions to a Processflow URL removed",
         lambda app, creds, rt: calls.remove_subscriptions_to(
-            app, creds, runtime=rt, url=url, scope=scope
+            app, creds, runtime=rt, url=url, options=options or {}
         ),
     )

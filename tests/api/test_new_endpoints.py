@@ -126,10 +126,10 @@ def test_execute_runs_one_action_with_a_credential_and_creates_no_run(
     member_api,
     credential,
     schema,
-    settings,
+    monkeypatch,
     calendly_sandbox,  # noqa: F811
 ):
-    settings.CALENDLY_API_BASE_URL = calendly_sandbox.url
+    monkeypatch.setenv("CALENDLY_API_BASE_URL", calendly_sandbox.url)
     path = f"{BASE}/applications/calendly/actions/scheduled_events/execute/"
 
     response = member_api.post(

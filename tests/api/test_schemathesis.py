@@ -145,8 +145,8 @@ def _furnish(organization: Organization) -> dict:
 
 
 @pytest.fixture
-def world(cast, acme, globex, settings, calendly_sandbox, loopback_only, in_test_transaction):  # noqa: F811
-    settings.CALENDLY_API_BASE_URL = calendly_sandbox.url
+def world(cast, acme, globex, monkeypatch, calendly_sandbox, loopback_only, in_test_transaction):  # noqa: F811
+    monkeypatch.setenv("CALENDLY_API_BASE_URL", calendly_sandbox.url)
     ours, theirs = _furnish(acme), _furnish(globex)
     issued = create_token(acme, user=cast["owner"], name="schemathesis", expires_in_days=5)
     return {

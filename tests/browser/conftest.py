@@ -18,7 +18,12 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, expect, sync_playwright
 
-from tests.connectors.conftest import calendly_sandbox, calendly_sandbox_session  # noqa: F401
+from tests.connectors.conftest import (  # noqa: F401
+    calendly_sandbox,
+    calendly_sandbox_session,
+    github_sandbox,
+    github_sandbox_session,
+)
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -75,9 +80,9 @@ def chromium() -> Iterator[Browser]:
 
 
 @pytest.fixture
-def portal(live_server, settings, calendly_sandbox):  # noqa: F811
+def portal(monkeypatch, live_server, settings, calendly_sandbox):  # noqa: F811
     """The live portal's base URL, its Calendly connector talking to the sandbox."""
-    settings.CALENDLY_API_BASE_URL = calendly_sandbox.url  # read per call, so the thread sees it
+    monkeypatch.setenv("CALENDLY_API_BASE_URL", calendly_sandbox.url)
     # No CSRF_TRUSTED_ORIGINS entry is needed: the browser's Origin equals the live server's
     # host, which Django's CSRF check accepts over plain HTTP.
     return live_server.url

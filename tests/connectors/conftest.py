@@ -1,4 +1,5 @@
-"""Fixtures for connector tests: one Calendly sandbox per session, reset before every test.
+"""Fixtures for connector tests: one sandbox per application per session, reset before every
+test (``calendly_sandbox``, ``github_sandbox``, ``figma_sandbox``).
 
 ``calendly_sandbox`` is the one to use: a running ``CalendlySandbox`` back at its seed state
 (no server restart, so it costs a few milliseconds). Its webhook retries are fast (tenths of a
@@ -14,6 +15,8 @@ import socket
 import pytest
 
 from connectors.calendly.sandbox import CalendlySandbox
+from connectors.figma.sandbox import FigmaSandbox
+from connectors.github.sandbox import GitHubSandbox
 
 # Delays between webhook delivery attempts in tests (Calendly's are hours; tests have seconds).
 TEST_RETRY_DELAYS = (0.05, 0.1, 0.2)
@@ -38,6 +41,43 @@ def calendly_sandbox(calendly_sandbox_session):
     calendly_sandbox_session.reset()
     yield calendly_sandbox_session
     calendly_sandbox_session.reset()
+
+
+@pytest.fixture(scope="session")
+def github_sandbox_session():
+    """The session's GitHub sandbox; prefer ``github_sandbox``, which resets it first."""
+    sandbox = GitHubSandbox(
+        delivery_retry_delays=TEST_RETRY_DELAYS, delivery_timeout=TEST_DELIVERY_TIMEOUT
+    )
+    sandbox.start()
+    yield sandbox
+    sandbox.stop()
+
+
+@pytest.fixture
+def github_sandbox(github_sandbox_session):
+    """The running GitHub sandbox at its seed state (reset again afterwards)."""
+    github_sandbox_session.reset()
+    yield github_sandbox_session
+    github_sandbox_session.reset()
+
+
+@pytest.fixture(scope="session")
+def figma_sandbox_session():
+    sandbox = FigmaSandbox(
+        delivery_retry_delays=TEST_RETRY_DELAYS, delivery_timeout=TEST_DELIVERY_TIMEOUT
+    )
+    sandbox.start()
+    yield sandbox
+    sandbox.stop()
+
+
+@pytest.fixture
+def figma_sandbox(figma_sandbox_session):
+    """The running Figma sandbox at its seed state (reset again afterwards)."""
+    figma_sandbox_session.reset()
+    yield figma_sandbox_session
+    figma_sandbox_session.reset()
 
 
 def _is_loopback(address: object) -> bool:

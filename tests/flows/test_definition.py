@@ -19,6 +19,7 @@ def catalog():
     memory.credentials["crm"] = StoredCredential(
         "rest", "CRM", {"token": "y"}, {"base_url": "https://crm.example"}
     )
+    memory.credentials["octo"] = StoredCredential("github", "Octo", {"token": "z"})
     return memory
 
 
@@ -35,8 +36,49 @@ def test_a_host_names_its_credentials_as_it_likes(catalog):
     cleaned = flows.check(webhook(), credentials=catalog)
 
     assert cleaned["trigger"]["credential"] == "sales"
-    assert cleaned["trigger"]["scope"] == "organization"
+    assert cleaned["trigger"]["options"] == {"scope": "organization"}
     assert cleaned["trigger"]["registration"] == "automatic"
+
+
+def test_subscription_options_are_the_applications_declared_ones_with_defaults(catalog):
+    github = webhook(application="github", credential="octo", events=["issues.opened"],
+                     options={"owner": "octocat", "repo": "hello-world"})  # fmt: skip
+
+    assert flows.check(github, credentials=catalog)["trigger"]["options"] == {
+        "owner": "octocat", "repo": "hello-world",
+    }  # fmt: skip
+    assert flows.check(webhook(options={"scope": "user"}), credentials=catalog)["trigger"][
+        "options"
+    ] == {"scope": "user"}
+
+
+def test_a_definition_saved_before_options_keeps_its_calendly_scope(catalog):
+    cleaned = flows.check(webhook(scope="user"), credentials=catalog)
+
+    assert cleaned["trigger"]["options"] == {"scope": "user"}
+    assert flows.definition.trigger_options({"scope": "user", "events": []}) == {"scope": "user"}
+
+
+@pytest.mark.parametrize(
+    ("trigger", "where", "message"),
+    [
+        ({"options": {"scope": "everyone"}}, "trigger.options.scope",
+         "The Scope is 'organization' or 'user'."),
+        ({"application": "github", "credential": "octo", "events": ["issues.opened"],
+          "options": {"owner": "octocat"}}, "trigger.options.repo",
+         "Give the Repository (repo) to subscribe to."),
+        ({"application": "github", "credential": "octo", "events": ["issues.opened"],
+          "options": {"owner": "o", "repo": "r", "scope": "user"}}, "trigger.options.scope",
+         "GitHub subscriptions take no option 'scope'; they take: owner, repo."),
+    ],
+)  # fmt: skip
+def test_options_an_application_does_not_declare_or_allow_are_refused(
+    catalog, trigger, where, message
+):
+    with pytest.raises(flows.DefinitionError) as caught:
+        flows.check(webhook(**trigger), credentials=catalog)
+
+    assert (caught.value.where, caught.value.message) == (where, message)
 
 
 def test_the_hosts_message_is_given_for_a_credential_it_does_not_have(catalog):

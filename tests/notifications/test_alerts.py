@@ -94,9 +94,11 @@ def email_rule(acme, **kw):
     ).rule
 
 
-def test_a_run_that_fails_for_good_is_mailed_to_the_rule_address(acme, owner, settings):
+def test_a_run_that_fails_for_good_is_mailed_to_the_rule_address(
+    acme, owner, settings, monkeypatch
+):
     email_rule(acme)
-    settings.CALENDLY_API_BASE_URL = "http://127.0.0.1:9"
+    monkeypatch.setenv("CALENDLY_API_BASE_URL", "http://127.0.0.1:9")
     settings.PORTAL_ALLOWED_PRIVATE_HOSTS = ["127.0.0.1"]
     with scripted_destination(400) as destination:
         rest = rest_credential(acme, destination.url)

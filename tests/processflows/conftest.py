@@ -1,4 +1,4 @@
-"""Fixtures for processflow tests: the Calendly sandbox, and destination servers."""
+"""Fixtures for processflow tests: the Calendly and GitHub sandboxes, and destination servers."""
 
 from __future__ import annotations
 
@@ -6,7 +6,12 @@ from contextlib import ExitStack
 
 import pytest
 
-from tests.connectors.conftest import calendly_sandbox, calendly_sandbox_session  # noqa: F401
+from tests.connectors.conftest import (  # noqa: F401
+    calendly_sandbox,
+    calendly_sandbox_session,
+    github_sandbox,
+    github_sandbox_session,
+)
 from tests.processflows.reliability.support import ScriptedDestination, scripted_destination
 
 

@@ -27,8 +27,8 @@ BASE = "/api/v1/organizations/acme"
 
 
 @pytest.fixture
-def sandbox(calendly_sandbox, settings, destination):
-    settings.CALENDLY_API_BASE_URL = calendly_sandbox.url
+def sandbox(monkeypatch, calendly_sandbox, settings, destination):
+    monkeypatch.setenv("CALENDLY_API_BASE_URL", calendly_sandbox.url)
     settings.PORTAL_BASE_URL = destination.url
     return calendly_sandbox
 

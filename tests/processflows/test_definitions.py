@@ -297,7 +297,7 @@ def test_a_valid_webhook_definition_is_normalised(acme, calendly, rest):
             "application": "calendly",
             "credential": calendly.pk,
             "events": ["invitee.created", "invitee.canceled"],
-            "scope": "organization",
+            "options": {"scope": "organization"},
             "registration": "automatic",
         },
         "steps": [

@@ -30,8 +30,8 @@ def as_member(login, cast):
 
 
 @pytest.fixture
-def sandbox(calendly_sandbox, settings):
-    settings.CALENDLY_API_BASE_URL = calendly_sandbox.url
+def sandbox(calendly_sandbox, monkeypatch):
+    monkeypatch.setenv("CALENDLY_API_BASE_URL", calendly_sandbox.url)
     return calendly_sandbox
 
 

@@ -25,10 +25,10 @@ pytestmark = pytest.mark.services
 
 
 @pytest.fixture
-def portal(transactional_db, live_server, calendly_sandbox, settings):
+def portal(monkeypatch, transactional_db, live_server, calendly_sandbox, settings):
     """The portal at ``live_server.url`` with the outbox relay and a worker process, talking
     to the sandbox and allowed to reach loopback destinations."""
-    settings.CALENDLY_API_BASE_URL = calendly_sandbox.url
+    monkeypatch.setenv("CALENDLY_API_BASE_URL", calendly_sandbox.url)
     settings.PORTAL_BASE_URL = live_server.url
     settings.PORTAL_ALLOWED_PRIVATE_HOSTS = ["127.0.0.1"]
     purge_queues()

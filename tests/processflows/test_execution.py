@@ -33,8 +33,8 @@ TOKEN = "dest-token-0123456789abcdef"
 
 
 @pytest.fixture(autouse=True)
-def _reachable(settings, calendly_sandbox):
-    reach(settings, calendly_sandbox)
+def _reachable(monkeypatch, settings, calendly_sandbox):
+    reach(monkeypatch, settings, calendly_sandbox)
     settings.PORTAL_RUN_MAX_ATTEMPTS = 5
     settings.PORTAL_RUN_RETRY_BASE_SECONDS = 10
 

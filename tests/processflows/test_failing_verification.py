@@ -200,11 +200,11 @@ def test_the_schema_describes_the_delivery_verification(api, cast, acme):
 
 @pytest.mark.services
 def test_calendly_deliveries_signed_with_a_foreign_key_show_failing_verification(
-    transactional_db, live_server, calendly_sandbox, settings, api, cast, acme
+    monkeypatch, transactional_db, live_server, calendly_sandbox, settings, api, cast, acme
 ):
     """The state the typed signing_key row used to leave: a subscription the child shows as
     Active, whose deliveries Calendly signs with a key the child does not know."""
-    settings.CALENDLY_API_BASE_URL = calendly_sandbox.url
+    monkeypatch.setenv("CALENDLY_API_BASE_URL", calendly_sandbox.url)
     settings.PORTAL_BASE_URL = live_server.url
     credential = make_credential(acme)
     definition = webhook_definition(credential)
@@ -215,7 +215,7 @@ def test_calendly_deliveries_signed_with_a_foreign_key_show_failing_verification
         credential,
         url=processflow_url(flow),
         events=["invitee.created"],
-        scope="organization",
+        options={"scope": "organization"},
         signing_key=WRONG_KEY,
     )
     assert made.ok, made.message

@@ -159,9 +159,9 @@ def test_the_designer_does_not_offer_signing_key_for_create_webhook_subscription
 
 
 def test_a_stored_step_with_a_signing_key_row_fails_without_subscribing(
-    calendly_sandbox, settings, destination, acme, owner, credential
+    monkeypatch, calendly_sandbox, settings, destination, acme, owner, credential
 ):
-    settings.CALENDLY_API_BASE_URL = calendly_sandbox.url
+    monkeypatch.setenv("CALENDLY_API_BASE_URL", calendly_sandbox.url)
     settings.PORTAL_BASE_URL = destination.url
     child = make_processflow(acme, credential, definition=manual_definition(credential))
     target = services.deploy(acme, actor=owner_of(acme), processflow_id=child.pk)
@@ -190,12 +190,12 @@ def test_a_stored_step_with_a_signing_key_row_fails_without_subscribing(
 
 @pytest.mark.services
 def test_the_manual_way_delivers_to_the_portal_once_the_typed_key_is_refused(
-    transactional_db, live_server, calendly_sandbox, settings, acme, owner, credential
+    monkeypatch, transactional_db, live_server, calendly_sandbox, settings, acme, owner, credential
 ):
     """The seed's walk: a child flow deployed for manual registration, a subscribing flow
     typed with a signing_key row (refused), saved without it and run; Calendly's delivery
     then reaches the portal's Processflow URL and is accepted."""
-    settings.CALENDLY_API_BASE_URL = calendly_sandbox.url
+    monkeypatch.setenv("CALENDLY_API_BASE_URL", calendly_sandbox.url)
     settings.PORTAL_BASE_URL = live_server.url
     child = make_processflow(acme, credential, definition=manual_definition(credential))
     target = services.deploy(acme, actor=owner_of(acme), processflow_id=child.pk)

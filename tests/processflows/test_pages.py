@@ -29,8 +29,8 @@ from tests.factories import (
 
 
 @pytest.fixture
-def sandbox(calendly_sandbox, settings, destination):
-    settings.CALENDLY_API_BASE_URL = calendly_sandbox.url
+def sandbox(monkeypatch, calendly_sandbox, settings, destination):
+    monkeypatch.setenv("CALENDLY_API_BASE_URL", calendly_sandbox.url)
     settings.PORTAL_BASE_URL = destination.url
     return calendly_sandbox
 
@@ -71,7 +71,7 @@ def form_data(credential, **overrides) -> dict:
         "t-application": "calendly",
         "t-credential": str(credential.pk),
         "t-events": ["invitee.created"],
-        "t-scope": "organization",
+        "t-option-scope": "organization",
         "t-registration": "automatic",
         "step-count": "2",
         "step-0-name": "event",

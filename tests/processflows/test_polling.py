@@ -16,8 +16,8 @@ from tests.factories import every, make_credential, make_processflow
 
 
 @pytest.fixture
-def sandbox(calendly_sandbox, settings):
-    settings.CALENDLY_API_BASE_URL = calendly_sandbox.url
+def sandbox(monkeypatch, calendly_sandbox, settings):
+    monkeypatch.setenv("CALENDLY_API_BASE_URL", calendly_sandbox.url)
     return calendly_sandbox
 
 

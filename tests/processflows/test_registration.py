@@ -21,10 +21,10 @@ from tests.factories import every, make_credential, make_processflow, webhook_de
 
 
 @pytest.fixture
-def sandbox(calendly_sandbox, settings, destination):
+def sandbox(monkeypatch, calendly_sandbox, settings, destination):
     """The sandbox as Calendly; Processflow URLs point at a loopback server that takes the
     deliveries, so what the sandbox sends can be checked."""
-    settings.CALENDLY_API_BASE_URL = calendly_sandbox.url
+    monkeypatch.setenv("CALENDLY_API_BASE_URL", calendly_sandbox.url)
     settings.PORTAL_BASE_URL = destination.url
     return calendly_sandbox
 
@@ -144,7 +144,7 @@ def test_an_existing_subscription_for_the_url_is_replaced(
         credential,
         url=processflow_url(flow),
         events=["invitee.canceled"],
-        scope="organization",
+        options={"scope": "organization"},
         signing_key="someone-elses-key",
     )
     assert made_by_hand.ok
@@ -323,7 +323,7 @@ def test_the_reconciler_repairs_a_subscription_with_the_wrong_events(
         credential,
         url=processflow_url(flow),
         events=["invitee.canceled"],
-        scope="organization",
+        options={"scope": "organization"},
         signing_key="x" * 32,
     )
     every(Deployment).filter(pk=deployment.pk).update(subscription_uri=other.subscription["uri"])

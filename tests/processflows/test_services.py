@@ -31,8 +31,8 @@ from tests.factories import (
 
 
 @pytest.fixture
-def sandbox(calendly_sandbox, settings):
-    settings.CALENDLY_API_BASE_URL = calendly_sandbox.url
+def sandbox(monkeypatch, calendly_sandbox, settings):
+    monkeypatch.setenv("CALENDLY_API_BASE_URL", calendly_sandbox.url)
     settings.PORTAL_BASE_URL = "https://portal.example.com"
     return calendly_sandbox
 

@@ -19,9 +19,9 @@ REJECTED = "Calendly rejected the Personal Access Token (401). Check the token a
 
 
 @pytest.fixture
-def calendly(settings, calendly_sandbox):  # noqa: F811
+def calendly(monkeypatch, settings, calendly_sandbox):  # noqa: F811
     """The sandbox, with the portal's Calendly connector pointed at it."""
-    settings.CALENDLY_API_BASE_URL = calendly_sandbox.url
+    monkeypatch.setenv("CALENDLY_API_BASE_URL", calendly_sandbox.url)
     return calendly_sandbox
 
 

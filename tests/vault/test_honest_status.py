@@ -107,8 +107,8 @@ def test_an_action_answered_401_marks_its_credential_invalid(acme, calendly):
 
 
 @pytest.fixture
-def reachable(settings, calendly_sandbox):
-    reach(settings, calendly_sandbox)
+def reachable(monkeypatch, settings, calendly_sandbox):
+    reach(monkeypatch, settings, calendly_sandbox)
 
 
 def test_a_run_step_answered_401_marks_its_credential_invalid_on_manage_app(

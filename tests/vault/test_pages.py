@@ -13,10 +13,14 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from connectors.calendly.sandbox import seed
+from flows.definition import installed_applications
 from portal.vault.keys import open_secrets
 from portal.vault.models import Credential, CredentialEvent, CredentialStatus
 from tests.factories import every, make_credential
 from tests.vault.conftest import TOKEN_FIELD
+
+# Every installed application, as error messages list them (by display name).
+INSTALLED = ", ".join(app.name for app in installed_applications())
 
 TOKEN = seed.OWNER_TOKEN
 SAVED = "Connection Saved Successfully!"
@@ -61,13 +65,15 @@ def test_manage_app_lists_the_installed_applications_with_credential_and_rest_no
     html = html_of(login(owner).get(APPS))
 
     assert "<h1>Manage › App</h1>" in html
-    for app, display in (("calendly", "Calendly"), ("rest", "REST API")):
+    for app, display in (("calendly", "Calendly"), ("github", "GitHub"), ("rest", "REST API")):
         assert f'<details class="app-node" id="app-{app}">' in html
         assert f"<summary>{display} <span" in html
         assert f'id="credential-{app}"' in html
         assert f'id="node-{app}-rest"' in html
         assert f'hx-get="{new_url(app)}?type=rest"' in html
-    assert html.count(">Add New Credential</a>") == 2
+    # One per credential type of every installed application, whichever are installed.
+    types = sum(len(app.credential_types) for app in installed_applications())
+    assert html.count(">Add New Credential</a>") == types
 
 
 def test_manage_app_lists_each_applications_actions_and_webhook_events(login, owner):
@@ -191,7 +197,7 @@ def test_an_unusable_token_is_explained_next_to_its_field(login, owner):
 def test_an_unknown_application_has_no_form(login, owner):
     html = html_of(login(owner).get(new_url("calendlyy")), 404)
 
-    assert "Unknown application &#x27;calendlyy&#x27;; installed: calendly, rest." in html
+    assert f"Unknown application &#x27;calendlyy&#x27;; installed: {INSTALLED}." in html
 
 
 # --- The credential page -----------------------------------------------------------------------

@@ -11,12 +11,16 @@ import pytest
 from django.core.exceptions import PermissionDenied, ValidationError
 
 from connectors.calendly.sandbox import seed
+from flows.definition import installed_applications
 from portal.vault import calls, services
 from portal.vault.keys import data_key_cache, open_secrets
 from portal.vault.models import Credential, CredentialEvent, CredentialStatus
 from portal.vault.opener import CANNOT_DECRYPT
 from tests.factories import every, make_credential
 from tests.vault.conftest import TOKEN_FIELD, stored_row
+
+# Every installed application, as error messages list them (by display name).
+INSTALLED = ", ".join(app.name for app in installed_applications())
 
 TOKEN = seed.OWNER_TOKEN
 Action = CredentialEvent.Action
@@ -137,7 +141,7 @@ def test_an_unknown_application_is_refused_naming_the_installed_ones(acme, owner
         create(acme, as_member(owner), application="calendlyy")
 
     assert problems(error) == {
-        "application": ["Unknown application 'calendlyy'; installed: calendly, rest."]
+        "application": [f"Unknown application 'calendlyy'; installed: {INSTALLED}."]
     }
     assert not every(Credential).exists()
 

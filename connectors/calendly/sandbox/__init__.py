@@ -9,9 +9,12 @@ test process or on its own (``python -m connectors.calendly.sandbox``)::
         requests.get(f"{sb.url}/users/me", headers={"Authorization": f"Bearer {seed.OWNER_TOKEN}"})
 """
 
+from connectors.sandbox.journal import Delivery, Exchange
+
 from . import seed
 from .app import CalendlySandbox
-from .journal import Delivery, Exchange
 from .webhooks import sign
 
-__all__ = ["CalendlySandbox", "Delivery", "Exchange", "seed", "sign"]
+SANDBOX = CalendlySandbox  # what ``python -m connectors.sandbox calendly`` serves
+
+__all__ = ["SANDBOX", "CalendlySandbox", "Delivery", "Exchange", "seed", "sign"]

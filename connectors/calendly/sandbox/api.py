@@ -2,9 +2,9 @@
 
 This module knows nothing about sockets: ``CalendlyApi.handle`` takes a parsed ``ApiRequest``
 and returns an ``ApiResponse``, so the behaviour can be read (and reasoned about) apart from the
-HTTP plumbing in ``server.py``. Permission rules and messages follow the OpenAPI document's
-per-operation 403 examples; where it is silent, the rule that is least surprising for a client
-was chosen and is stated on the handler.
+HTTP plumbing in ``connectors.sandbox.server``. Permission rules and messages follow the
+OpenAPI document's per-operation 403 examples; where it is silent, the rule that is least
+surprising for a client was chosen and is stated on the handler.
 """
 
 from __future__ import annotations
@@ -13,9 +13,10 @@ import json
 import re
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
+
+from connectors.sandbox.server import ApiRequest, ApiResponse, bearer_token
 
 from . import errors
 from .errors import ApiError, forbidden, invalid, not_found
@@ -39,39 +40,7 @@ NO_PERMISSION = "You do not have permission"
 NOT_ALLOWED_TO_VIEW_EVENT = "You are not allowed to view this event"
 
 
-@dataclass
-class ApiRequest:
-    """One parsed HTTP request; ``headers`` keys are lower-case."""
-
-    method: str
-    path: str
-    query: dict[str, list[str]]
-    headers: dict[str, str]
-    body: bytes = b""
-
-
-@dataclass
-class ApiResponse:
-    """The answer: JSON body (None for 204), extra headers, and who was authenticated."""
-
-    status: int
-    body: dict[str, Any] | None
-    headers: dict[str, str] = field(default_factory=dict)
-    user_uuid: str | None = None
-
-
 Handler = Callable[..., ApiResponse]
-
-
-def bearer_token(authorization: str | None) -> str | None:
-    """The token of an ``Authorization: Bearer <token>`` header, or None if malformed."""
-    if not authorization:
-        return None
-    scheme, _, token = authorization.strip().partition(" ")
-    token = token.strip()
-    if scheme.lower() != "bearer" or not token or " " in token:
-        return None
-    return token
 
 
 def _ok(body: dict[str, Any], status: int = 200) -> ApiResponse:

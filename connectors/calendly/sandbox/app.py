@@ -3,14 +3,23 @@
 from __future__ import annotations
 
 import threading
+import time
 from typing import Any, Self
+
+from connectors.sandbox.faults import make_fault
+from connectors.sandbox.journal import Delivery, Exchange
+from connectors.sandbox.server import (
+    ApiRequest,
+    Runtime,
+    SandboxServer,
+    bearer_token,
+    fault_answer,
+)
 
 from . import seed
 from .admin import AdminApi
 from .api import CalendlyApi
-from .faults import make_fault
-from .journal import Delivery, Exchange
-from .server import Runtime, SandboxServer
+from .errors import TOO_MANY_REQUESTS, error_body
 from .state import Store, utcnow
 from .webhooks import Dispatcher
 
@@ -49,7 +58,10 @@ class CalendlySandbox:
         """Bind and serve in a daemon thread; with port 0 the OS picks a free port."""
         if self._server is not None:
             raise RuntimeError("the sandbox is already running")
-        runtime = Runtime(self._store, self._api, AdminApi(self), self._stopping)
+        runtime = Runtime(
+            self._store, self._api, AdminApi(self), self._stopping, self._fault_answer,
+            name="CalendlySandbox",
+        )  # fmt: skip
         self._stopping.clear()
         server = SandboxServer((self.host, self.port), runtime)
         host, port = server.server_address[:2]
@@ -98,6 +110,18 @@ class CalendlySandbox:
         """Back to the seed: subscriptions, tokens, budgets, faults, deliveries and the log."""
         self._dispatcher.cancel_all()
         self._store.load_seed()
+
+    def _fault_answer(self, fault, request: ApiRequest) -> tuple[int, dict, bytes]:
+        """An injected fault's answer, in Calendly's error shape with its budget headers."""
+        token = bearer_token(request.headers.get("authorization")) or ""
+        user = self._store.user_for_token(token) if token else None
+        title, message = TOO_MANY_REQUESTS
+        return fault_answer(
+            fault,
+            budget=self._store.peek_budget(token, user, time.time()).headers(),
+            error_body=error_body,
+            rate_limited_body={"title": title, "message": message},
+        )
 
     # Credentials, budgets, faults -------------------------------------------------------------
     @property

@@ -15,11 +15,12 @@ from collections import deque
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from connectors.sandbox.faults import Fault
+from connectors.sandbox.journal import Delivery, Exchange
+from connectors.sandbox.ratelimit import RateLimiter, RateStatus
+
 from . import seed
-from .faults import Fault
-from .journal import Delivery, Exchange
 from .pagination import Paginator
-from .ratelimit import RateLimiter, RateStatus
 from .records import (
     Invitee,
     RoutingFormSubmission,

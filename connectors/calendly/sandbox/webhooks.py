@@ -21,8 +21,9 @@ from collections.abc import Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
+from connectors.sandbox.journal import Delivery
+
 from . import seed
-from .journal import Delivery
 from .records import Invitee, ScheduledEvent, Subscription
 from .resources import timestamp
 from .state import Store, utcnow

@@ -103,11 +103,6 @@ def get_item(mapping, key):
 
 
 @register.filter
-def split_words(text: str) -> list[str]:
-    return text.split()
-
-
-@register.filter
 def sample_paths(sample, step_name: str) -> list[tuple[str, str]]:
     """The paths of a step's sample output, as ``steps.<name>.…``."""
     from portal.processflows.designer import sample_paths as paths

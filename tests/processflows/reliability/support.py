@@ -194,10 +194,10 @@ def eager_tasks():
         app.conf.task_always_eager, app.conf.task_eager_propagates = saved
 
 
-def reach(settings, sandbox) -> None:
+def reach(monkeypatch, settings, sandbox) -> None:
     """Let the portal (this process) talk to the Calendly sandbox and to destinations on
     loopback; ``settings`` is pytest-django's fixture, which restores them."""
-    settings.CALENDLY_API_BASE_URL = sandbox.url
+    monkeypatch.setenv("CALENDLY_API_BASE_URL", sandbox.url)
     settings.PORTAL_ALLOWED_PRIVATE_HOSTS = ["127.0.0.1"]
 
 

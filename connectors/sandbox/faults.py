@@ -6,7 +6,7 @@ injected, so a typo fails the test that made it instead of silently injecting no
 
 Kinds and their options:
 
-``status``      answer ``status`` (default 500) with a Calendly-style error body instead of
+``status``      answer ``status`` (default 500) with the application's error body instead of
                 handling the request; ``retry_after`` adds a Retry-After header; ``body`` (a
                 dict) replaces the body.
 ``rate_limit``  answer 429 with X-RateLimit-* headers (remaining 0), ``reset`` seconds

@@ -1,8 +1,8 @@
 """What the sandbox saw and did: recorded API exchanges and webhook deliveries.
 
-Tests assert on these instead of on log output: an ``Exchange`` is one Calendly API call exactly
-as it crossed the wire (the conformance checker in ``tests/connectors/calendly/spec.py`` replays
-them against the OpenAPI document); a ``Delivery`` is one webhook event on its way to one
+Tests assert on these instead of on log output: an ``Exchange`` is one API call exactly as it
+crossed the wire (the conformance checks replay them against the application's OpenAPI
+document); a ``Delivery`` is one webhook event on its way to one
 subscription, with every attempt. Their ``repr`` hides credentials so a failing assertion never
 prints a bearer token.
 """
@@ -13,7 +13,13 @@ import json
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-_SECRET_HEADERS = ("authorization", "calendly-webhook-signature")
+# Credentials and signatures of every application the sandboxes play (lower-case names).
+_SECRET_HEADERS = (
+    "authorization",
+    "x-figma-token",
+    "calendly-webhook-signature",
+    "x-hub-signature-256",
+)
 
 
 def _redacted(headers: dict[str, str]) -> dict[str, str]:
@@ -22,7 +28,7 @@ def _redacted(headers: dict[str, str]) -> dict[str, str]:
 
 @dataclass
 class Exchange:
-    """One Calendly API request and the answer the sandbox gave (or broke off)."""
+    """One API request and the answer the sandbox gave (or broke off)."""
 
     method: str
     path: str

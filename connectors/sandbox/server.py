@@ -1,8 +1,11 @@
-"""HTTP plumbing: parse requests, apply injected faults, write answers, record exchanges.
+"""HTTP plumbing of every sandbox: parse requests, apply injected faults, write answers,
+record exchanges.
 
 Standard library only (``http.server.ThreadingHTTPServer``): one thread per connection, HTTP/1.1
-keep-alive so pooled clients behave as they would against Calendly. Quiet by design:
+keep-alive so pooled clients behave as they would against the real API. Quiet by design:
 ``log_message`` is silenced, so neither request lines nor Authorization headers reach stderr.
+What is application-specific (the API itself, how a fault's answer looks) comes from the
+``Runtime`` the sandbox hands the server.
 """
 
 from __future__ import annotations
@@ -13,16 +16,13 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from .api import ApiRequest, CalendlyApi, bearer_token
-from .errors import TOO_MANY_REQUESTS, error_body
 from .faults import PASS_THROUGH, Fault
 from .journal import Exchange
-from .state import Store
 
 JSON = "application/json; charset=utf-8"
 ADMIN_PREFIX = "/_sandbox"
@@ -35,13 +35,98 @@ AdminHandler = Callable[[str, str, dict[str, list[str]], bytes], tuple[int, Any]
 
 
 @dataclass
+class ApiRequest:
+    """One parsed HTTP request; ``headers`` keys are lower-case."""
+
+    method: str
+    path: str
+    query: dict[str, list[str]]
+    headers: dict[str, str]
+    body: bytes = b""
+
+    def json(self) -> Any:
+        """The body as JSON (None when empty); ValueError when it is not JSON."""
+        return json.loads(self.body) if self.body else None
+
+
+@dataclass
+class ApiResponse:
+    """The answer: JSON body (None for 204), extra headers, and who was authenticated."""
+
+    status: int
+    body: Any
+    headers: dict[str, str] = field(default_factory=dict)
+    user_uuid: str | None = None
+
+
+def bearer_token(authorization: str | None) -> str | None:
+    """The token of an ``Authorization: Bearer <token>`` header, or None if malformed."""
+    if not authorization:
+        return None
+    scheme, _, token = authorization.strip().partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token or " " in token:
+        return None
+    return token
+
+
+class Api(Protocol):
+    def handle(self, request: ApiRequest) -> ApiResponse: ...
+
+
+class Store(Protocol):
+    lock: Any
+    generation: int
+
+    def take_fault(self, method: str, path: str) -> Fault | None: ...
+
+    def record_exchange(self, exchange: Exchange, *, generation: int) -> None: ...
+
+
+@dataclass
 class Runtime:
-    """What request threads need from the sandbox that owns the server."""
+    """What request threads need from the sandbox that owns the server: its state, its API,
+    its admin API, how an injected fault answers (status, headers, body) and the event
+    that is set on stop (it cuts stalls short)."""
 
     store: Store
-    api: CalendlyApi
+    api: Api
     admin: AdminHandler
-    stopping: threading.Event  # set on stop(): cuts stalls short
+    stopping: threading.Event
+    fault_answer: Callable[[Fault, ApiRequest], tuple[int, dict, bytes]]
+    name: str = "Sandbox"
+
+
+def fault_answer(
+    fault: Fault,
+    *,
+    budget: dict[str, str],
+    error_body: Callable[[int], Any],
+    rate_limited_body: Any,
+) -> tuple[int, dict, bytes]:
+    """How an injected fault answers, in the application's own error shape."""
+    options = fault.options
+    if fault.kind == "status":
+        headers = {**budget, "Content-Type": JSON}
+        if options["retry_after"] is not None:
+            headers["Retry-After"] = str(options["retry_after"])
+        body = options["body"] if options["body"] is not None else error_body(options["status"])
+        return options["status"], headers, json.dumps(body).encode()
+    if fault.kind == "rate_limit":
+        reset = str(options["reset"])
+        headers = {
+            **budget,
+            "X-RateLimit-Remaining": "0",
+            "X-RateLimit-Reset": reset,
+            "Retry-After": reset,
+            "Content-Type": JSON,
+        }
+        return 429, headers, json.dumps(rate_limited_body).encode()
+    if fault.kind == "non_json":
+        return options["status"], {"Content-Type": "text/html; charset=utf-8"}, _HTML
+    if fault.kind == "redirect":
+        return options["status"], {**budget, "Location": options["location"]}, b""
+    return 0, {}, b""  # disconnect: nothing is sent
 
 
 class SandboxServer(ThreadingHTTPServer):
@@ -63,10 +148,10 @@ class SandboxServer(ThreadingHTTPServer):
 
 
 class SandboxHandler(BaseHTTPRequestHandler):
-    """Routes ``/_sandbox/...`` to the admin API and everything else to the Calendly API."""
+    """Routes ``/_sandbox/...`` to the admin API and everything else to the application's."""
 
     protocol_version = "HTTP/1.1"
-    server_version = "CalendlySandbox/1.0"
+    server_version = "Sandbox/1.0"
     timeout = 60  # idle keep-alive connections are dropped after a minute
     # Headers and body leave in separate writes; with Nagle's algorithm a keep-alive client
     # would wait ~40 ms (delayed ACK) for every body after the first.
@@ -74,7 +159,7 @@ class SandboxHandler(BaseHTTPRequestHandler):
     server: SandboxServer
 
     def version_string(self) -> str:
-        return self.server_version
+        return f"{self.server.runtime.name}/1.0"
 
     def log_message(self, format: str, *args: Any) -> None:
         """Silenced: the sandbox is quiet by default and must never log credentials."""
@@ -94,7 +179,7 @@ class SandboxHandler(BaseHTTPRequestHandler):
     def do_PATCH(self) -> None:
         self._dispatch()
 
-    def do_HEAD(self) -> None:  # no Calendly operation: a JSON 404, minus the body
+    def do_HEAD(self) -> None:  # a JSON answer, minus the body
         self._dispatch()
 
     def do_OPTIONS(self) -> None:
@@ -138,7 +223,7 @@ class SandboxHandler(BaseHTTPRequestHandler):
         if fault is not None and fault.kind == "stall":
             runtime.stopping.wait(float(fault.options["seconds"]))
         if fault is not None and fault.kind not in PASS_THROUGH:
-            status, headers, payload = self._fault_answer(fault, request)
+            status, headers, payload = runtime.fault_answer(fault, request)
             user_uuid = None
         else:
             response = runtime.api.handle(request)
@@ -176,35 +261,6 @@ class SandboxHandler(BaseHTTPRequestHandler):
         self._write(status, headers, sent, disconnect=kind == "disconnect")
 
     # Response side ----------------------------------------------------------------------------
-    def _fault_answer(self, fault: Fault, request: ApiRequest) -> tuple[int, dict, bytes]:
-        store = self.server.runtime.store
-        token = bearer_token(request.headers.get("authorization")) or ""
-        user = store.user_for_token(token) if token else None
-        budget = store.peek_budget(token, user, time.time()).headers()
-        options = fault.options
-        if fault.kind == "status":
-            headers = {**budget, "Content-Type": JSON}
-            if options["retry_after"] is not None:
-                headers["Retry-After"] = str(options["retry_after"])
-            body = options["body"] if options["body"] is not None else error_body(options["status"])
-            return options["status"], headers, json.dumps(body).encode()
-        if fault.kind == "rate_limit":
-            reset = str(options["reset"])
-            headers = {
-                **budget,
-                "X-RateLimit-Remaining": "0",
-                "X-RateLimit-Reset": reset,
-                "Retry-After": reset,
-                "Content-Type": JSON,
-            }
-            title, message = TOO_MANY_REQUESTS
-            return 429, headers, json.dumps({"title": title, "message": message}).encode()
-        if fault.kind == "non_json":
-            return options["status"], {"Content-Type": "text/html; charset=utf-8"}, _HTML
-        if fault.kind == "redirect":
-            return options["status"], {**budget, "Location": options["location"]}, b""
-        return 0, {}, b""  # disconnect: nothing is sent
-
     def _write(self, status: int, headers: dict, sent: bytes, *, disconnect: bool) -> None:
         """Write the answer exactly as recorded (a disconnect writes nothing and hangs up)."""
         if disconnect:

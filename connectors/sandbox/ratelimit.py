@@ -1,4 +1,4 @@
-"""Calendly's per-token request budget over a rolling minute.
+"""A per-token request budget over a rolling minute (Calendly's, GitHub's per hour scaled).
 
 A sliding log (one timestamp per counted request) rather than fixed windows: a client that
 bursts at a window boundary must still be refused, and ``X-RateLimit-Reset`` then says exactly
