@@ -75,10 +75,8 @@ ACTIONS: tuple[Action, ...] = (
         method="GET",
         path="/users/me",
         output_schema=schemas.resource(schemas.USER),
-        help=(
-            "The user the Personal Access Token belongs to, with their organization's URI. "
-            "GET /users/me (the seed's action table lists it as POST; the API defines GET only)."
-        ),
+        # The seed's action table lists users/me as POST; Calendly's API defines GET only.
+        help="The user the Personal Access Token belongs to, with their organization's URI.",
     ),
     Action(
         name="users",
