@@ -29,12 +29,14 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Self
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlencode
 
+from . import faults
 from .admin import AdminApi
 from .faults import Fault, make_fault
 from .fill import fill
 from .journal import Delivery, Exchange
+from .outbound import post_once
 from .ratelimit import RateLimiter, RateStatus
 from .server import (
     ApiRequest,
@@ -238,13 +240,7 @@ class Sandbox:
 
     def take_fault(self, method: str, path: str) -> Fault | None:
         with self.lock:
-            for fault in self.faults:
-                if fault.matches(method, path):
-                    fault.remaining -= 1
-                    if fault.remaining <= 0:
-                        self.faults.remove(fault)
-                    return fault
-            return None
+            return faults.take(self.faults, method, path)
 
     def record_exchange(self, exchange: Exchange, *, generation: int) -> None:
         with self.lock:
@@ -396,7 +392,10 @@ class Sandbox:
     def _attempts(self, delivery, sign: Sign, generation: int, cancel, on_failure) -> None:
         for attempt in range(len(self.retry_delays) + 1):
             headers = {"Content-Type": "application/json", **sign(delivery.body, delivery.id)}
-            outcome = self._post_delivery(delivery.url, delivery.body, headers)
+            outcome = post_once(
+                delivery.url, delivery.body, headers,
+                connect_timeout=self.connect_timeout, read_timeout=self.read_timeout,
+            )  # fmt: skip
             with self.lock:
                 if self.generation != generation:
                     return
@@ -415,25 +414,6 @@ class Sandbox:
                 self.changed.notify_all()
             if cancel.wait(self.retry_delays[attempt]):
                 return
-
-    def _post_delivery(self, url: str, body: bytes, headers: dict[str, str]) -> int | str:
-        parts = urlsplit(url)
-        kind = (
-            http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
-        )
-        connection = kind(parts.hostname, parts.port, timeout=self.connect_timeout)
-        target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-        try:
-            connection.connect()
-            connection.sock.settimeout(self.read_timeout)
-            connection.request("POST", target, body=body, headers=headers)
-            response = connection.getresponse()
-            response.read()
-            return response.status
-        except (OSError, http.client.HTTPException) as error:
-            return f"{type(error).__name__}: {error}"
-        finally:
-            connection.close()
 
     def _cancel_deliveries(self) -> None:
         self._cancel.set()

@@ -84,3 +84,15 @@ def make_fault(
     if kind == "stall" and float(merged["seconds"]) < 0:
         raise ValueError("seconds must not be negative")
     return Fault(path_prefix, kind, times, merged, method.upper() if method else None)
+
+
+def take(faults: list[Fault], method: str, path: str) -> Fault | None:
+    """Use up one application of the oldest fault in ``faults`` that matches, if any (the
+    caller holds the lock that guards the list)."""
+    for fault in faults:
+        if fault.matches(method, path):
+            fault.remaining -= 1
+            if fault.remaining <= 0:
+                faults.remove(fault)
+            return fault
+    return None

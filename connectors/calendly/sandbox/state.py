@@ -15,6 +15,7 @@ from collections import deque
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from connectors.sandbox import faults
 from connectors.sandbox.faults import Fault
 from connectors.sandbox.journal import Delivery, Exchange
 from connectors.sandbox.ratelimit import RateLimiter, RateStatus
@@ -117,13 +118,7 @@ class Store:
     def take_fault(self, method: str, path: str) -> Fault | None:
         """Use up one application of the oldest fault that matches, if any."""
         with self.lock:
-            for fault in self.faults:
-                if fault.matches(method, path):
-                    fault.remaining -= 1
-                    if fault.remaining <= 0:
-                        self.faults.remove(fault)
-                    return fault
-            return None
+            return faults.take(self.faults, method, path)
 
     # Calendar queries -------------------------------------------------------------------------
     def invitees_of(self, event_uuid: str) -> list[Invitee]:

@@ -13,15 +13,14 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import http.client
 import json
 import threading
 import time
 from collections.abc import Sequence
 from typing import Any
-from urllib.parse import urlsplit
 
 from connectors.sandbox.journal import Delivery
+from connectors.sandbox.outbound import post_once
 
 from . import seed
 from .records import Invitee, ScheduledEvent, Subscription
@@ -217,7 +216,10 @@ class Dispatcher:
                 "User-Agent": USER_AGENT,
                 "Calendly-Webhook-Signature": sign(signing_key, delivery.body, int(time.time())),
             }
-            outcome = self._post(delivery.url, delivery.body, headers)
+            outcome = post_once(
+                delivery.url, delivery.body, headers,
+                connect_timeout=self.connect_timeout, read_timeout=self.read_timeout,
+            )  # fmt: skip
             with store.lock:
                 if store.generation != generation:
                     return
@@ -243,26 +245,6 @@ class Dispatcher:
     def _finish(self, delivery: Delivery, state: str) -> None:
         delivery.state = state
         self.store.changed.notify_all()
-
-    def _post(self, url: str, body: bytes, headers: dict[str, str]) -> int | str:
-        """One attempt: the HTTP status, or the error text if no answer came."""
-        parts = urlsplit(url)
-        connection_class = (
-            http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
-        )
-        connection = connection_class(parts.hostname, parts.port, timeout=self.connect_timeout)
-        target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-        try:
-            connection.connect()
-            connection.sock.settimeout(self.read_timeout)
-            connection.request("POST", target, body=body, headers=headers)
-            response = connection.getresponse()
-            response.read()
-            return response.status
-        except (OSError, http.client.HTTPException) as error:
-            return f"{type(error).__name__}: {error}"
-        finally:
-            connection.close()
 
     # Waiting ----------------------------------------------------------------------------------
     def wait(self, timeout: float) -> list[Delivery]:
