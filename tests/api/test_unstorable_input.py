@@ -30,7 +30,7 @@ def owner_api(api, acme, cast):
     return api(cast["owner"], acme)
 
 
-def _refused(response, field: str) -> dict:
+def assert_refused(response, field: str) -> dict:
     error = assert_error(response, 400)
     assert error["code"] == "invalid"
     assert list(error["fields"]) == [field]
@@ -46,7 +46,7 @@ def test_a_nul_in_a_query_filter_is_refused_400_naming_the_parameter(owner_api, 
 
     response = owner_api.get(f"{BASE}/credentials/?application=%00")
 
-    error = _refused(response, "application")
+    error = assert_refused(response, "application")
     assert "'application'" in error["message"]
 
 
@@ -54,7 +54,7 @@ def test_a_nul_in_a_query_filter_is_refused_400_naming_the_parameter(owner_api, 
 def test_a_nul_in_any_query_parameter_of_any_api_list_is_refused_400(route, owner_api):
     url = reverse(route.name, kwargs={"org": "acme"} if "org" in route.kwargs else {})
 
-    _refused(owner_api.get(url + "?page=1&anything=a%00b"), "anything")
+    assert_refused(owner_api.get(url + "?page=1&anything=a%00b"), "anything")
 
 
 def test_a_nul_in_a_processflow_mapping_is_refused_400_and_nothing_is_saved(owner_api, acme):
@@ -110,14 +110,14 @@ def test_escaped_characters_that_can_be_stored_are_accepted(login, cast):
 def test_a_nul_in_a_form_encoded_api_body_is_refused_400(owner_api):
     response = owner_api.post(f"{BASE}/invitations/", {"email": "ada\x00@example.com"})
 
-    _refused(response, "email")
+    assert_refused(response, "email")
     assert not every(Invitation).exists()
 
 
 def test_a_nul_in_a_header_is_refused_400(owner_api):
     response = owner_api.get("/api/v1/me/", headers={"X-Request-Id": "a\x00b"})
 
-    _refused(response, "X-Request-Id")
+    assert_refused(response, "X-Request-Id")
 
 
 def test_a_json_body_nested_beyond_any_use_is_refused_400_not_500(owner_api):
@@ -153,7 +153,7 @@ def test_a_delivery_with_a_nul_in_a_header_intake_keeps_is_refused_400_not_503(
     with caplog.at_level(logging.INFO):
         response = hook.post(client, body, headers=headers)
 
-    _refused(response, "User-Agent")
+    assert_refused(response, "User-Agent")
     assert not every(TriggerEvent).exists()
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
 
