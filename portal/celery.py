@@ -14,6 +14,8 @@ import os
 from celery import Celery, signals
 from kombu import Queue
 
+from portal.ops import logcontext  # noqa: F401 (its task signals carry log ids across processes)
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
 
 app = Celery("portal")

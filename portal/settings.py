@@ -9,6 +9,7 @@ are set, and is hardened enough that ``manage.py check --deploy`` reports nothin
 from __future__ import annotations
 
 import base64
+import ipaddress
 import os
 import secrets
 from pathlib import Path
@@ -146,6 +147,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "portal.ops.logcontext.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "portal.api.middleware.RequestSizeLimitMiddleware",
@@ -363,6 +365,29 @@ PORTAL_RUN_MAX_ATTEMPTS = env_int("PORTAL_RUN_MAX_ATTEMPTS", 5)
 PORTAL_RUN_RETRY_BASE_SECONDS = env_int("PORTAL_RUN_RETRY_BASE_SECONDS", 10)
 PORTAL_RUN_RETRY_MAX_SECONDS = env_int("PORTAL_RUN_RETRY_MAX_SECONDS", 600)
 
+# --- Monitoring: /metrics and logs ------------------------------------------------------------
+# Where every process of this installation keeps its counters for /metrics (one directory,
+# shared by all of them; see portal/ops/metrics.py).
+PROMETHEUS_MULTIPROC_DIR = os.environ.get("PROMETHEUS_MULTIPROC_DIR", "").strip() or str(
+    VAR_DIR / "metrics"
+)
+# /metrics answers a request that carries ``Authorization: Bearer <this token>``, or comes
+# from one of these addresses or networks (the peer's own address, never X-Forwarded-For).
+# Anything else gets 401 when a token is set, 404 when none is (the endpoint is off).
+PORTAL_METRICS_TOKEN = os.environ.get("PORTAL_METRICS_TOKEN", "").strip()
+PORTAL_METRICS_ALLOWED_ADDRESSES = env_list("PORTAL_METRICS_ALLOWED_ADDRESSES", [])
+for _network in PORTAL_METRICS_ALLOWED_ADDRESSES:
+    try:
+        ipaddress.ip_network(_network, strict=False)
+    except ValueError:
+        raise ImproperlyConfigured(
+            f"PORTAL_METRICS_ALLOWED_ADDRESSES: {_network!r} is not an address or a network."
+        ) from None
+# "json": one JSON object per log line; "plain" (the default): text for people.
+LOG_FORMAT = os.environ.get("LOG_FORMAT", "plain").strip().lower() or "plain"
+if LOG_FORMAT not in {"plain", "json"}:
+    raise ImproperlyConfigured(f"LOG_FORMAT must be plain or json, not {LOG_FORMAT!r}.")
+
 EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
 DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "Connect Portal <portal@localhost>")
 
@@ -412,8 +437,8 @@ if PORTAL_TRUSTED_PROXY_COUNT > 0:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 if not DEBUG:
     SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", True)
-    # /healthz is probed over plain HTTP by orchestrators inside the network.
-    SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+    # /healthz and /metrics are probed over plain HTTP by orchestrators inside the network.
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^metrics$"]
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
     SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31536000)
@@ -422,13 +447,23 @@ if not DEBUG:
 
 # --- Logging: structured enough to grep, never a secret ----------------------------------------
 LOG_LEVEL = os.environ.get("LOG_LEVEL", "INFO").upper()
+# Every line carries the request, event and run ids it is about (portal/ops/logcontext.py);
+# LOG_FORMAT=json writes one JSON object per line.
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
+    "filters": {"ids": {"()": "portal.ops.logcontext.ContextFilter"}},
     "formatters": {
-        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "plain": {"()": "portal.ops.logcontext.PlainFormatter"},
+        "json": {"()": "portal.ops.logcontext.JsonFormatter"},
     },
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": LOG_FORMAT,
+            "filters": ["ids"],
+        }
+    },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {
         # Request bodies never reach the log: a failed request logs its path only.

@@ -1,4 +1,4 @@
-"""Top-level URLs: the portal's pages, the API, webhook intake, health, admin."""
+"""Top-level URLs: the portal's pages, the API, webhook intake, health, metrics, admin."""
 
 from django.contrib import admin
 from django.http import JsonResponse
@@ -8,7 +8,7 @@ from django.views.generic import RedirectView
 
 from portal.accounts.views import admin_login
 from portal.api.errors import error_body
-from portal.ops.views import healthz
+from portal.ops.views import healthz, metrics
 from portal.tenancy.views import home
 
 urlpatterns = [
@@ -23,6 +23,7 @@ urlpatterns = [
     path("", include("portal.notifications.urls")),
     path("api/", include("portal.api.urls")),
     path("healthz", healthz, name="healthz"),
+    path("metrics", metrics, name="metrics"),
     # The admin has no login or password page of its own: the portal's pages and their lockout.
     path("admin/login/", admin_login),
     path("admin/password_change/", RedirectView.as_view(pattern_name="accounts:password_change")),

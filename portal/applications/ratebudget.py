@@ -15,6 +15,7 @@ import time
 from django.conf import settings
 
 from portal import counters
+from portal.ops import metrics
 
 
 class BudgetExhausted(Exception):
@@ -50,5 +51,8 @@ class SharedRateBudget:
             if used <= self.per_minute:
                 return
             if window_end > deadline:
+                metrics.rate_budget_exhausted(key)
                 raise BudgetExhausted(key, window_end - now)
-            time.sleep(max(0.0, window_end - now) + 0.01)
+            wait = max(0.0, window_end - now) + 0.01
+            metrics.rate_budget_waited(key, wait)
+            time.sleep(wait)

@@ -7,7 +7,13 @@ organization of the row it names, so that the task reads it through ``for_tenant
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Mapping
+
+from portal.ops import logcontext
 from portal.queues import enqueue
+
+logger = logging.getLogger(__name__)
 
 PROCESS_EVENT = "portal.intake.process_event"
 EXECUTE_RUN = "portal.actions.execute_run"
@@ -18,24 +24,31 @@ SWEEP = "portal.maintenance.sweep"
 RECONCILE_SUBSCRIPTIONS = "portal.maintenance.reconcile_subscriptions"
 
 
-def publish_events(events: list[tuple[int, int]]) -> int:
+def publish_events(
+    events: list[tuple[int, int]], *, request_ids: Mapping[int, str | None] | None = None
+) -> int:
     """Send ``process_event`` for each ``(organization_id, event_id)``; returns how many
-    reached the broker.
+    reached the broker. ``request_ids``: the id of the request that delivered each event,
+    by event id, for the log lines of everything that follows.
 
     Never raises, and stops at the first failure: with the broker down every further try
     would only wait for its own timeout. What was not sent stays pending for the sweeper.
     """
     sent = 0
     for organization_id, event_id in events:
-        if not enqueue(PROCESS_EVENT, organization_id, event_id):
-            break
+        request_id = request_ids.get(event_id) if request_ids else None
+        with logcontext.bound(event_id=event_id, request_id=request_id):  # into the headers
+            if not enqueue(PROCESS_EVENT, organization_id, event_id):
+                break
+            logger.info("event %s published", event_id)
         sent += 1
     return sent
 
 
 def publish_run(organization_id: int, run_id: int, *, countdown: float = 0) -> bool:
     """Queue a run for execution; False (logged) if the broker is unreachable."""
-    return enqueue(EXECUTE_RUN, organization_id, run_id, countdown=countdown)
+    with logcontext.bound(run_id=run_id):  # log ids travel in the message's headers
+        return enqueue(EXECUTE_RUN, organization_id, run_id, countdown=countdown)
 
 
 def register_subscription(organization_id: int, deployment_id: int) -> bool:

@@ -24,6 +24,7 @@ import connectors
 import flows
 from flows.runner import LOST
 from portal.applications.runtime import runtime
+from portal.ops import metrics
 from portal.processflows import alerting, dispatch, registration
 from portal.processflows.models import Run, RunStatus, StepRun
 from portal.processflows.runs import trigger_document
@@ -83,11 +84,16 @@ def claim(organization_id: int, run_id: int) -> Run | None:
 def _finish(run: Run, **fields) -> bool:
     """Record the run's outcome and let go of it; False if it was no longer ours."""
     fields.update(lease_owner="", lease_expires_at=None)
-    return bool(
+    finished = bool(
         Run.objects.for_tenant(run.organization_id)
         .filter(pk=run.pk, lease_owner=run.lease_owner)
         .update(**fields)
     )
+    if finished:  # metrics (observability): count the outcome once, by whoever recorded it
+        metrics.run_ended(
+            fields["status"], started_at=run.started_at, finished_at=fields.get("finished_at")
+        )
+    return finished
 
 
 class CloudHost:
@@ -143,6 +149,9 @@ class CloudHost:
         for name in _RECORD_FIELDS:
             setattr(row, name, getattr(record, name))
         row.save()
+        if record.status != RunStatus.RUNNING:  # metrics (observability): a finished attempt
+            step = self.run.version.definition["steps"][record.position]
+            metrics.step_ended(step, status=record.status, duration_ms=record.duration_ms)
 
 
 def _record(row: StepRun) -> flows.StepRecord:

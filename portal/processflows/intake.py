@@ -264,4 +264,5 @@ def _accept(hook: eventstore.DeployedHook, request, raw: bytes):
     if stored.event_id is None:
         # The sender retried a delivery we already hold: stored once, processed once.
         return _answer(200, "Duplicate delivery; already accepted.")
+    logger.info("webhook delivery accepted", extra={"event_id": stored.event_id})
     return _answer(202, "Accepted.", event=stored.event_id)

@@ -22,6 +22,8 @@ from portal.processflows.models import Outbox
 logger = logging.getLogger(__name__)
 
 BATCH = 500
+# The id of the request that delivered the event (stored with its headers), for the logs.
+REQUEST_ID = "event__headers__x-request-id"
 
 
 def relay_once(*, batch: int = BATCH) -> int:
@@ -35,13 +37,16 @@ def relay_once(*, batch: int = BATCH) -> int:
             Outbox.objects.filter(published_at__isnull=True, done_at__isnull=True)
             .select_for_update(skip_locked=True)
             .order_by("pk")
-            .values_list("pk", "event__organization_id", "event_id")[:batch]
+            .values_list("pk", "event__organization_id", "event_id", REQUEST_ID)[:batch]
         )
         if not pending:
             return 0
-        sent = publish_events([(org, event) for _, org, event in pending])
+        sent = publish_events(
+            [(org, event) for _, org, event, _ in pending],
+            request_ids={event: request_id for _, _, event, request_id in pending},
+        )
         if sent:
-            Outbox.objects.filter(pk__in=[pk for pk, _, _ in pending[:sent]]).update(
+            Outbox.objects.filter(pk__in=[pk for pk, _, _, _ in pending[:sent]]).update(
                 published_at=timezone.now(), publish_attempts=F("publish_attempts") + 1
             )
     return sent
