@@ -11,7 +11,7 @@ COPY templates templates
 COPY manage.py ./
 RUN pip install . \
     && useradd --system --uid 1000 --home /app portal \
-    && mkdir -p /app/var && chown portal /app/var
+    && mkdir -p /app/var/metrics && chown -R portal /app/var
 
 USER portal
 # collectstatic needs settings but no database; these placeholders never serve a request.
@@ -20,4 +20,4 @@ RUN DEBUG=0 SECRET_KEY=collectstatic-only-placeholder-key-that-is-long-enough-12
     python manage.py collectstatic --no-input --verbosity 0
 
 EXPOSE 8000
-CMD ["gunicorn", "portal.wsgi", "--bind", "0.0.0.0:8000", "--workers", "3", "--timeout", "60", "--access-logfile", "-"]
+CMD ["gunicorn", "portal.wsgi", "-c", "python:portal.ops.gunicorn_config", "--bind", "0.0.0.0:8000", "--workers", "3", "--timeout", "60", "--access-logfile", "-"]
