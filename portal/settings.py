@@ -147,11 +147,13 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
-    "portal.ops.logcontext.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "portal.api.middleware.RequestSizeLimitMiddleware",
     "portal.api.middleware.UnstorableInputMiddleware",
+    # After the refusal of headers nothing can store (a NUL in X-Request-ID is refused, not
+    # replaced): every request that gets further has an id for its log lines.
+    "portal.ops.logcontext.RequestIdMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
