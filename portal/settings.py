@@ -377,6 +377,8 @@ PROMETHEUS_MULTIPROC_DIR = os.environ.get("PROMETHEUS_MULTIPROC_DIR", "").strip(
 # from one of these addresses or networks (the peer's own address, never X-Forwarded-For).
 # Anything else gets 401 when a token is set, 404 when none is (the endpoint is off).
 PORTAL_METRICS_TOKEN = os.environ.get("PORTAL_METRICS_TOKEN", "").strip()
+if PORTAL_METRICS_TOKEN and len(PORTAL_METRICS_TOKEN) < 16:
+    raise ImproperlyConfigured("PORTAL_METRICS_TOKEN must be at least 16 characters long.")
 PORTAL_METRICS_ALLOWED_ADDRESSES = env_list("PORTAL_METRICS_ALLOWED_ADDRESSES", [])
 for _network in PORTAL_METRICS_ALLOWED_ADDRESSES:
     try:

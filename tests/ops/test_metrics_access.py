@@ -4,7 +4,12 @@ for anyone else (404); with one, anyone else is refused (401)."""
 
 from __future__ import annotations
 
+import os
+import sys
+
 import pytest
+
+from tests.processes import ROOT, run
 
 TOKEN = "metrics-token-0123456789abcdef"
 
@@ -61,3 +66,24 @@ def test_a_forwarded_for_header_does_not_make_an_address_allowed(client, setting
     response = client.get("/metrics", REMOTE_ADDR="10.1.2.3", HTTP_X_FORWARDED_FOR="127.0.0.1")
 
     assert response.status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "says"),
+    [
+        ("PORTAL_METRICS_TOKEN", "short", "at least 16 characters"),
+        ("PORTAL_METRICS_ALLOWED_ADDRESSES", "10.0.0.0/8,intranet", "'intranet' is not an"),
+    ],
+)
+def test_a_weak_token_or_an_address_that_is_none_refuses_to_start(name, value, says):
+    result = run(
+        [sys.executable, "manage.py", "check"],
+        cwd=ROOT,
+        env={**os.environ, name: value},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+    assert result.returncode != 0
+    assert says in result.stderr
