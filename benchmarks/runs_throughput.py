@@ -483,7 +483,7 @@ def main() -> None:
         )  # fmt: skip
         if not args.no_beat:
             procs.start("beat", [sys.executable, "-m", "celery", "-A", "portal", "beat",
-                                 "-l", "warning", "-s", "/tmp/runs-throughput-beat"])  # fmt: skip
+                                 "-l", "warning"])  # fmt: skip
         counter = BrokerCounter(args.redis_url)
         # Warm-up: imports, connections, the worker's first tasks.
         warm = scenario(bench, procs, counter, name="warmup", delay=0, events=200, senders=8,
@@ -503,14 +503,14 @@ def main() -> None:
             report["scenarios"].append(
                 scenario(bench, procs, counter, name=f"sustained-{int(delay * 1000)}ms",
                          delay=delay, events=args.events, senders=args.senders,
-                         rate=args.offered, port=port, timeout=args.timeout)  # fmt: skip
-            )
+                         rate=args.offered, port=port, timeout=args.timeout)
+            )  # fmt: skip
         if args.burst:
             report["scenarios"].append(
                 scenario(bench, procs, counter, name="burst", delay=0, events=args.burst,
                          senders=args.burst_senders, rate=None, port=port,
-                         timeout=args.timeout)  # fmt: skip
-            )
+                         timeout=args.timeout)
+            )  # fmt: skip
         if profiler is not None:
             profiler.send_signal(signal.SIGINT)
             profiler.wait(timeout=120)
@@ -550,8 +550,9 @@ def _print(report: dict, args) -> None:
         )
         print(
             f"  runs/s while sending {_fmt(s['runs_per_s_while_sending'])}   end to end "
-            f"{_fmt(s['runs_per_s_end_to_end'])}   drained {_fmt(s['drained_s_after_last_delivery'])}"
-            f" s after the last delivery   succeeded {s['runs_succeeded']}"
+            f"{_fmt(s['runs_per_s_end_to_end'])}   drained "
+            f"{_fmt(s['drained_s_after_last_delivery'])} s after the last delivery   "
+            f"succeeded {s['runs_succeeded']}"
         )
         print(
             f"  broker messages {s['broker_messages']} = "

@@ -7,9 +7,12 @@ organization of the row it names, so that the task reads it through ``for_tenant
 
 from __future__ import annotations
 
+from django.conf import settings
+
 from portal.queues import enqueue
 
 PROCESS_EVENT = "portal.intake.process_event"
+PROCESS_EVENTS = "portal.intake.process_events"
 EXECUTE_RUN = "portal.actions.execute_run"
 REGISTER_SUBSCRIPTION = "portal.actions.register_subscription"
 REMOVE_SUBSCRIPTION = "portal.actions.remove_subscription"
@@ -19,17 +22,20 @@ RECONCILE_SUBSCRIPTIONS = "portal.maintenance.reconcile_subscriptions"
 
 
 def publish_events(events: list[tuple[int, int]]) -> int:
-    """Send ``process_event`` for each ``(organization_id, event_id)``; returns how many
-    reached the broker.
+    """Send ``process_events`` for the ``(organization_id, event_id)`` pairs, up to
+    ``PORTAL_EVENTS_PER_TASK`` per message; returns how many events reached the broker
+    (the first ones, in order).
 
     Never raises, and stops at the first failure: with the broker down every further try
     would only wait for its own timeout. What was not sent stays pending for the sweeper.
     """
+    size = max(1, settings.PORTAL_EVENTS_PER_TASK)
     sent = 0
-    for organization_id, event_id in events:
-        if not enqueue(PROCESS_EVENT, organization_id, event_id):
+    for start in range(0, len(events), size):
+        batch = [[org, event] for org, event in events[start : start + size]]
+        if not enqueue(PROCESS_EVENTS, batch):
             break
-        sent += 1
+        sent += len(batch)
     return sent
 
 
