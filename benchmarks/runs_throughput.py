@@ -172,6 +172,21 @@ class Processes:
             self.stop(name)
 
 
+def group_cpu_seconds(pgid: int) -> float:
+    """CPU time (user + system) used so far by the live processes of a process group."""
+    ticks = 0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid:
+            ticks += int(fields[11]) + int(fields[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
 def wait_for_destination(port: int, timeout: float = 30) -> None:
     import requests
 
@@ -372,6 +387,7 @@ def scenario(bench, procs, counter, *, name, delay, events, senders, rate, port,
     flow, hook_id, key = bench.deploy(name, f"http://127.0.0.1:{destination_port}")
     requests = signed_deliveries(events, f"/hooks/{hook_id}/", key, port, tag=f"{name}-")
     counter.take()
+    cpu = {name: group_cpu_seconds(child.pid) for name, child in procs.children.items()}
     watch = RunWatch(flow)
     try:
         sent = send(port, requests, senders, rate)
@@ -379,6 +395,11 @@ def scenario(bench, procs, counter, *, name, delay, events, senders, rate, port,
     finally:
         watch.stop()
     messages = counter.take()
+    cpu = {
+        name: group_cpu_seconds(child.pid) - cpu[name]
+        for name, child in procs.children.items()
+        if name in cpu and not name.startswith("destination")
+    }
     received = destination_counts(destination_port)
     procs.stop(f"destination-{name}")
     started, last = sent["started"], sent["last_delivery"]
@@ -400,6 +421,9 @@ def scenario(bench, procs, counter, *, name, delay, events, senders, rate, port,
         "broker_messages": messages,
         "broker_messages_per_event": sum(messages.values()) / max(1, sent["accepted"]),
         "destination": received,
+        "cpu_ms_per_event": {
+            name: round(1000 * used / max(1, sent["accepted"]), 2) for name, used in cpu.items()
+        },
     }
     if done_at is None:
         figures["unfinished_runs"] = unfinished(flow)
@@ -495,7 +519,7 @@ def main() -> None:
             Path(args.profile).mkdir(parents=True, exist_ok=True)
             profiler = subprocess.Popen(
                 [str(Path(sys.executable).parent / "py-spy"), "record", "--subprocesses",
-                 "--idle", "-r", "50", "-f", "speedscope", "-o",
+                 "-r", "50", "-f", "speedscope", "-o",
                  f"{args.profile}/worker.speedscope.json", "-p", str(worker.pid)],
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             )  # fmt: skip
@@ -558,6 +582,7 @@ def _print(report: dict, args) -> None:
             f"  broker messages {s['broker_messages']} = "
             f"{s['broker_messages_per_event']:.2f}/event   destination {s['destination']}"
         )
+        print(f"  CPU ms per event: {s['cpu_ms_per_event']}")
         if "unfinished_runs" in s:
             print(f"  NOT FINISHED: {s['unfinished_runs']}")
     if "load_after" in report:
