@@ -366,6 +366,11 @@ PORTAL_RUN_LEASE_SECONDS = env_int("PORTAL_RUN_LEASE_SECONDS", CELERY_TASK_TIME_
 PORTAL_RUN_MAX_ATTEMPTS = env_int("PORTAL_RUN_MAX_ATTEMPTS", 5)
 PORTAL_RUN_RETRY_BASE_SECONDS = env_int("PORTAL_RUN_RETRY_BASE_SECONDS", 10)
 PORTAL_RUN_RETRY_MAX_SECONDS = env_int("PORTAL_RUN_RETRY_MAX_SECONDS", 600)
+# Accepted events go to the workers this many to a message; a worker creates their runs
+# together and executes them in the same task, PORTAL_WORKER_RUN_THREADS at a time (steps
+# mostly wait on remote APIs). Each thread holds a database connection of its own.
+PORTAL_EVENTS_PER_TASK = env_int("PORTAL_EVENTS_PER_TASK", 32)
+PORTAL_WORKER_RUN_THREADS = env_int("PORTAL_WORKER_RUN_THREADS", 16)
 
 # --- Monitoring: /metrics and logs ------------------------------------------------------------
 # Where every process of this installation keeps its counters for /metrics (one directory,

@@ -10,12 +10,15 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 
+from django.conf import settings
+
 from portal.ops import logcontext
 from portal.queues import enqueue
 
 logger = logging.getLogger(__name__)
 
 PROCESS_EVENT = "portal.intake.process_event"
+PROCESS_EVENTS = "portal.intake.process_events"
 EXECUTE_RUN = "portal.actions.execute_run"
 REGISTER_SUBSCRIPTION = "portal.actions.register_subscription"
 REMOVE_SUBSCRIPTION = "portal.actions.remove_subscription"
@@ -27,21 +30,25 @@ RECONCILE_SUBSCRIPTIONS = "portal.maintenance.reconcile_subscriptions"
 def publish_events(
     events: list[tuple[int, int]], *, request_ids: Mapping[int, str | None] | None = None
 ) -> int:
-    """Send ``process_event`` for each ``(organization_id, event_id)``; returns how many
-    reached the broker. ``request_ids``: the id of the request that delivered each event,
-    by event id, for the log lines of everything that follows.
+    """Send ``process_events`` for the ``(organization_id, event_id)`` pairs, up to
+    ``PORTAL_EVENTS_PER_TASK`` per message; returns how many events reached the broker
+    (the first ones, in order). ``request_ids``: the id of the request that delivered each
+    event, by event id, for the log lines (the worker reads it again from the event).
 
     Never raises, and stops at the first failure: with the broker down every further try
     would only wait for its own timeout. What was not sent stays pending for the sweeper.
     """
+    size = max(1, settings.PORTAL_EVENTS_PER_TASK)
     sent = 0
-    for organization_id, event_id in events:
-        request_id = request_ids.get(event_id) if request_ids else None
-        with logcontext.bound(event_id=event_id, request_id=request_id):  # into the headers
-            if not enqueue(PROCESS_EVENT, organization_id, event_id):
-                break
-            logger.info("event %s published", event_id)
-        sent += 1
+    for start in range(0, len(events), size):
+        chunk = events[start : start + size]
+        if not enqueue(PROCESS_EVENTS, [[org, event] for org, event in chunk]):
+            break
+        for _, event_id in chunk:
+            request_id = request_ids.get(event_id) if request_ids else None
+            with logcontext.bound(event_id=event_id, request_id=request_id):
+                logger.info("event %s published", event_id)
+        sent += len(chunk)
     return sent
 
 

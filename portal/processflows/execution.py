@@ -10,21 +10,27 @@ through the broker.
 
 from __future__ import annotations
 
+import functools
+import threading
 import time
 import uuid
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import timedelta
 
 from django.conf import settings
+from django.db import close_old_connections, connection, transaction
 from django.db.models import F, Q
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 import connectors
 import flows
+from flows.records import RUNNING
 from flows.runner import LOST
 from portal.applications.runtime import runtime
-from portal.ops import metrics
+from portal.ops import logcontext, metrics
 from portal.processflows import alerting, dispatch, registration
 from portal.processflows.models import Run, RunStatus, StepRun
 from portal.processflows.runs import trigger_document
@@ -57,6 +63,23 @@ def claim(organization_id: int, run_id: int) -> Run | None:
     The lease is a fresh token per claim (not a process id: prefork children share their
     parent's), so a worker whose lease expired and was taken over can no longer write.
     """
+    claimed = claim_runs([(organization_id, run_id)])
+    return claimed[0] if claimed else None
+
+
+def claim_runs(refs: Iterable[tuple[int, int]]) -> list[Run]:
+    """Take each ``(organization_id, run_id)`` that is due and free (or abandoned by a dead
+    worker) for this worker, in one transaction; returns the runs taken, each with its
+    version, flow and event. The one place runs are claimed.
+
+    Rows another worker is claiming at this moment are skipped (``SKIP LOCKED``), not waited
+    for: that worker takes them. One fresh lease token stands for the whole claim.
+    """
+    by_organization: dict[int, list[int]] = {}
+    for organization_id, run_id in refs:
+        by_organization.setdefault(organization_id, []).append(run_id)
+    if not by_organization:
+        return []
     now = timezone.now()
     token = uuid.uuid4().hex
     due = Q(status__in=[RunStatus.QUEUED, RunStatus.RETRYING]) & (
@@ -64,21 +87,35 @@ def claim(organization_id: int, run_id: int) -> Run | None:
     )
     free = Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=now)
     abandoned = Q(status=RunStatus.RUNNING, lease_expires_at__lt=now)
-    runs = Run.objects.for_tenant(organization_id)
-    claimed = (
-        runs.filter(pk=run_id)
-        .filter((due & free) | abandoned)
-        .update(
-            status=RunStatus.RUNNING,
-            lease_owner=token,
-            lease_expires_at=_lease(),
-            attempt=F("attempt") + 1,
-            started_at=Coalesce(F("started_at"), now),
+    taken: dict[int, list[int]] = {}
+    with transaction.atomic():
+        for organization_id, run_ids in by_organization.items():
+            runs = Run.objects.for_tenant(organization_id)
+            ids = list(
+                runs.filter(pk__in=run_ids)
+                .filter((due & free) | abandoned)
+                .select_for_update(skip_locked=True)
+                .values_list("pk", flat=True)
+            )
+            if not ids:
+                continue
+            runs.filter(pk__in=ids).update(
+                status=RunStatus.RUNNING,
+                lease_owner=token,
+                lease_expires_at=_lease(),
+                attempt=F("attempt") + 1,
+                started_at=Coalesce(F("started_at"), now),
+            )
+            taken[organization_id] = ids
+    claimed: list[Run] = []
+    for organization_id, ids in taken.items():
+        claimed.extend(
+            Run.objects.for_tenant(organization_id)
+            .select_related("version", "processflow__organization", "event")
+            .filter(pk__in=ids)
+            .order_by("pk")
         )
-    )
-    if not claimed:
-        return None
-    return runs.select_related("version", "processflow__organization", "event").get(pk=run_id)
+    return claimed
 
 
 def _finish(run: Run, **fields) -> bool:
@@ -104,16 +141,25 @@ class CloudHost:
     earlier would only cost a write per step.
     """
 
-    def __init__(self, run: Run, rows: dict[int, StepRun]):
+    def __init__(self, run: Run, rows: dict[int, StepRun], credentials: dict | None = None):
         self.run = run
         self.rows = rows
+        self.unsaved: dict[int, StepRun] = {}
         self.renewed = time.monotonic()
+        # Credentials read for the runs of one batch, shared by them: the read cost a fifth
+        # of a run's CPU. Each use is still opened (decrypted) and audited on its own.
+        self.credentials = {} if credentials is None else credentials
 
     @contextmanager
     def open_credential(self, ref, *, application, purpose):
-        credential = credential_for_use(self.run.processflow.organization, ref)
+        key = (self.run.organization_id, ref) if isinstance(ref, int | str) else None
+        credential = self.credentials.get(key) if key else None
         if credential is None:
-            raise flows.CredentialUnavailable(CREDENTIAL_DELETED)
+            credential = credential_for_use(self.run.processflow.organization, ref)
+            if credential is None:
+                raise flows.CredentialUnavailable(CREDENTIAL_DELETED)
+            if key:
+                self.credentials[key] = credential
         with open_credential(credential, purpose=purpose) as opened:
             yield opened
 
@@ -141,6 +187,9 @@ class CloudHost:
         )
 
     def record_step(self, record: flows.StepRecord) -> None:
+        # Kept in memory until an action is about to call its application (its "running"
+        # record, and what came before, must be on disk before the call) or the run ends
+        # (written with the run's outcome, in one transaction): a map step costs no write.
         row = self.rows.get(record.position)
         if row is None:
             row = self.rows[record.position] = StepRun(
@@ -148,10 +197,22 @@ class CloudHost:
             )
         for name in _RECORD_FIELDS:
             setattr(row, name, getattr(record, name))
-        row.save()
-        if record.status != RunStatus.RUNNING:  # metrics (observability): a finished attempt
+        self.unsaved[record.position] = row
+        if record.status == RUNNING:
+            self.save_steps()
+        else:  # metrics (observability): a finished attempt
             step = self.run.version.definition["steps"][record.position]
             metrics.step_ended(step, status=record.status, duration_ms=record.duration_ms)
+
+    def save_steps(self) -> None:
+        """Write the step records not written yet: new ones in one INSERT."""
+        rows, self.unsaved = list(self.unsaved.values()), {}
+        new = [row for row in rows if row.pk is None]
+        if new:
+            StepRun.objects.bulk_create(new)
+        for row in rows:
+            if not any(row is made for made in new):
+                row.save(update_fields=_RECORD_FIELDS)
 
 
 def _record(row: StepRun) -> flows.StepRecord:
@@ -163,8 +224,67 @@ def _record(row: StepRun) -> flows.StepRecord:
 def execute(organization_id: int, run_id: int) -> str | None:
     """Claim and execute a run; returns its new status, or None if it was not ours to run."""
     run = claim(organization_id, run_id)
-    if run is None:
-        return None
+    return None if run is None else execute_claimed(run)
+
+
+def execute_many(refs: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Claim the runs ``(organization_id, run_id)`` together and execute those taken,
+    ``PORTAL_WORKER_RUN_THREADS`` at a time (their steps mostly wait on remote APIs);
+    returns the refs not taken (done, not due, or held by another worker).
+
+    Inside a transaction (a task run eagerly in a test) they run one after the other here:
+    other threads could not see what the transaction wrote.
+    """
+    refs = list(refs)
+    claimed = claim_runs(refs)
+    taken = {run.pk for run in claimed}
+    threads = settings.PORTAL_WORKER_RUN_THREADS
+    credentials: dict = {}
+    if len(claimed) <= 1 or threads <= 1 or connection.in_atomic_block:
+        for run in claimed:
+            execute_claimed(run, credentials=credentials)
+    else:
+        # Every run is waited for: a run left running when the task ends would be executed
+        # by no one until its lease expired.
+        list(
+            _pool(threads).map(
+                functools.partial(_execute_in_thread, credentials=credentials), claimed
+            )
+        )
+    return [ref for ref in refs if ref[1] not in taken]
+
+
+_pools: dict[int, ThreadPoolExecutor] = {}
+_pools_lock = threading.Lock()
+
+
+def _pool(threads: int) -> ThreadPoolExecutor:
+    # Made on first use in each worker process (a prefork child's own, never the parent's).
+    with _pools_lock:
+        if threads not in _pools:
+            _pools[threads] = ThreadPoolExecutor(threads, thread_name_prefix="run")
+        return _pools[threads]
+
+
+def _execute_in_thread(run: Run, *, credentials: dict) -> str | None:
+    # Each thread keeps its own database connection, dropped as a request would drop it.
+    close_old_connections()
+    try:
+        return execute_claimed(run, credentials=credentials)
+    finally:
+        close_old_connections()
+
+
+def execute_claimed(run: Run, *, credentials: dict | None = None) -> str | None:
+    """Execute a run this worker claimed; returns its new status, or None if it was lost.
+    ``credentials`` holds the credentials read for other runs of the same batch."""
+    # Bound here, in the thread that runs it: log lines say which run, event and delivery.
+    request_id = (run.event.headers or {}).get("x-request-id") if run.event_id else None
+    with logcontext.bound(run_id=run.pk, event_id=run.event_id, request_id=request_id):
+        return _execute_claimed(run, credentials)
+
+
+def _execute_claimed(run: Run, credentials: dict | None) -> str | None:
     policy = retry_policy()
     if policy.exhausted(run.attempt):
         error = (
@@ -174,12 +294,14 @@ def execute(organization_id: int, run_id: int) -> str | None:
         if _finish(run, status=RunStatus.FAILED, error=error, finished_at=timezone.now()):
             alerting.run_failed(run, error)
         return RunStatus.FAILED
-    rows = {row.position: row for row in StepRun.objects.filter(run=run)}
+    # A first attempt has no records yet: only a run claimed before has some to resume.
+    rows = {row.position: row for row in StepRun.objects.filter(run=run)} if run.attempt > 1 else {}
+    host = CloudHost(run, rows, credentials)
     result = flows.execute_steps(
         run.version.definition,
         # The unredacted trigger document exists only here, in the worker's memory.
         trigger_document(run.event) if run.event_id else run.input,
-        host=CloudHost(run, rows),
+        host=host,
         previous={position: _record(row) for position, row in rows.items()},
         idempotency_prefix=str(run.uid),
         purpose=f"processflow {run.processflow.name!r}, run {run.pk}",
@@ -187,28 +309,37 @@ def execute(organization_id: int, run_id: int) -> str | None:
     if result.status == LOST:
         return None
     if result.status == RunStatus.SUCCEEDED:
-        finished = _finish(
-            run,
-            status=RunStatus.SUCCEEDED,
-            output=result.output,
-            error="",
-            finished_at=timezone.now(),
-            next_attempt_at=None,
-        )
+        with transaction.atomic():
+            host.save_steps()
+            finished = _finish(
+                run,
+                status=RunStatus.SUCCEEDED,
+                output=result.output,
+                error="",
+                finished_at=timezone.now(),
+                next_attempt_at=None,
+            )
         return RunStatus.SUCCEEDED if finished else None
     failure = result.failure
     delay = policy.next_delay(
         retryable=failure.retryable, attempt=run.attempt, retry_after=failure.retry_after
     )
     if delay is not None:
-        _finish(
-            run,
-            status=RunStatus.RETRYING,
-            error=result.error,
-            next_attempt_at=timezone.now() + timedelta(seconds=delay),
-        )
+        with transaction.atomic():
+            host.save_steps()
+            _finish(
+                run,
+                status=RunStatus.RETRYING,
+                error=result.error,
+                next_attempt_at=timezone.now() + timedelta(seconds=delay),
+            )
         dispatch.publish_run(run.organization_id, run.pk, countdown=delay)
         return RunStatus.RETRYING
-    if _finish(run, status=RunStatus.FAILED, error=result.error, finished_at=timezone.now()):
+    with transaction.atomic():
+        host.save_steps()
+        finished = _finish(
+            run, status=RunStatus.FAILED, error=result.error, finished_at=timezone.now()
+        )
+    if finished:
         alerting.run_failed(run, result.error)
     return RunStatus.FAILED

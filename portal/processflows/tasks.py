@@ -44,6 +44,19 @@ def process_event(organization_id: int, event_id: int | None = None) -> int | No
     return run.pk if run else None
 
 
+@shared_task(name=dispatch.PROCESS_EVENTS)
+def process_events(events: list[list[int]]) -> int:
+    """Turn a batch of accepted events ``[organization_id, event_id]`` into their runs (once
+    each) and execute them here, without another trip through the broker; returns how many
+    this task executed. A run it cannot take (held by another worker, not due) is queued."""
+    waiting = runs.start_runs_for_events([(org, event) for org, event in events])
+    refs = [(run.organization_id, run.pk) for run in waiting]
+    left = execution.execute_many(refs)
+    for organization_id, run_id in left:
+        dispatch.publish_run(organization_id, run_id)
+    return len(refs) - len(left)
+
+
 @shared_task(name=dispatch.EXECUTE_RUN)
 def execute_run(organization_id: int, run_id: int | None = None) -> str | None:
     """Execute a run's steps, if this worker can claim it."""
