@@ -11,6 +11,7 @@ through the broker.
 from __future__ import annotations
 
 import functools
+import logging
 import threading
 import time
 import uuid
@@ -36,6 +37,8 @@ from portal.processflows.models import Run, RunStatus, StepRun
 from portal.processflows.runs import trigger_document
 from portal.vault.opener import open_credential
 from portal.vault.selectors import credential_for_use
+
+logger = logging.getLogger(__name__)
 
 CREDENTIAL_DELETED = "Its credential was deleted; choose another and deploy again."
 _RECORD_FIELDS = (
@@ -281,7 +284,9 @@ def execute_claimed(run: Run, *, credentials: dict | None = None) -> str | None:
     # Bound here, in the thread that runs it: log lines say which run, event and delivery.
     request_id = (run.event.headers or {}).get("x-request-id") if run.event_id else None
     with logcontext.bound(run_id=run.pk, event_id=run.event_id, request_id=request_id):
-        return _execute_claimed(run, credentials)
+        status = _execute_claimed(run, credentials)
+        logger.info("run %s: %s", run.pk, status or "lost to another worker")
+        return status
 
 
 def _execute_claimed(run: Run, credentials: dict | None) -> str | None:
