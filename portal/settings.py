@@ -147,6 +147,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "portal.ops.metrics.DeliveryCountingMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "portal.api.middleware.RequestSizeLimitMiddleware",

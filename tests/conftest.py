@@ -9,6 +9,8 @@ are ended with their test and never outlive the suite (``tests/hygiene.py``).
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import uuid
 
 import pytest
@@ -25,9 +27,17 @@ from tests.hygiene import (  # noqa: F401  (hooks of this conftest)
 
 PASSWORD = "correct horse battery staple 42"
 
+# This run's processes count for /metrics in a directory of their own, not in the one `make
+# run` shows (var/metrics); child processes inherit it through the environment. Set here, as
+# this file is loaded, because the first import of portal.ops.metrics (by a test module or a
+# conftest below this one) opens its files there.
+_METRICS_DIR = tempfile.mkdtemp(prefix="portal-test-metrics-")
+os.environ["PROMETHEUS_MULTIPROC_DIR"] = django_settings.PROMETHEUS_MULTIPROC_DIR = _METRICS_DIR
+
 
 def pytest_configure(config):
     hygiene.pytest_configure(config)
+    config.add_cleanup(lambda: shutil.rmtree(_METRICS_DIR, ignore_errors=True))
     if os.environ.get("PORTAL_REQUIRE_SERVICES") != "1":
         return
     problems = []

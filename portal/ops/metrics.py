@@ -20,9 +20,7 @@ from __future__ import annotations
 import os
 import re
 import socket
-from collections.abc import Callable
 from datetime import datetime
-from functools import wraps
 from pathlib import Path
 
 from django.conf import settings
@@ -56,10 +54,11 @@ DELIVERIES_REJECTED = Counter(
     "Webhook deliveries refused, by reason.",
     ["reason"],
 )
+WEBHOOK_PATH = "/hooks/"
 # The answer's status says why a delivery was refused; the message's wording may change,
 # the reason names here stay.
 REJECTION_REASONS = {
-    400: "invalid_body",
+    400: "invalid_request",
     401: "signature",
     404: "unknown_hook",
     405: "method_not_allowed",
@@ -122,16 +121,19 @@ def count_delivery(status: int) -> None:
         DELIVERIES_REJECTED.labels(REJECTION_REASONS.get(status, "other")).inc()
 
 
-def counted_deliveries(view: Callable) -> Callable:
-    """Wrap the intake view so that every answer it gives is counted."""
+class DeliveryCountingMiddleware:
+    """Counts every answer to a webhook delivery (``/hooks/...``): intake's own, and the
+    refusals that middleware gives before intake (a body over ``PORTAL_MAX_REQUEST_BYTES``,
+    a header nothing can store). First in ``MIDDLEWARE``, so it sees them all."""
 
-    @wraps(view)
-    def counted(request, *args, **kwargs):
-        response = view(request, *args, **kwargs)
-        count_delivery(response.status_code)
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        response = self.get_response(request)
+        if request.path_info.startswith(WEBHOOK_PATH):
+            count_delivery(response.status_code)
         return response
-
-    return counted
 
 
 def run_ended(status: str, *, started_at: datetime | None, finished_at: datetime | None) -> None:

@@ -1,12 +1,11 @@
 from django.urls import path
 
-from portal.ops.metrics import counted_deliveries
 from portal.processflows import intake, views
 
 app_name = "processflows"
 
 urlpatterns = [
-    path("hooks/<str:hook_id>/", counted_deliveries(intake.receive), name="hook"),
+    path("hooks/<str:hook_id>/", intake.receive, name="hook"),
     path("o/<slug:org>/processflows/", views.processflow_list, name="list"),
     path("o/<slug:org>/processflows/new/", views.processflow_designer, name="new"),
     path(

@@ -40,6 +40,7 @@ class Portal:
             "PORTAL_METRICS_TOKEN": TOKEN,
             "LOG_FORMAT": "json",
             "PORTAL_ALLOWED_PRIVATE_HOSTS": "127.0.0.1",
+            "PORTAL_MAX_REQUEST_BYTES": "4096",
         }
         self.processes = []
 
@@ -114,11 +115,16 @@ def test_metrics_count_an_accepted_and_a_refused_delivery_with_its_reason(
     refused = requests.post(portal.url + hook.path, data=body,
                             headers=signed("not-the-key", body), timeout=60)  # fmt: skip
 
-    assert (accepted.status_code, refused.status_code) == (202, 401)
+    # Refused by middleware before intake sees it (over PORTAL_MAX_REQUEST_BYTES): counted too.
+    huge = requests.post(portal.url + hook.path, data=b"{" + b" " * 8192 + b"}",
+                         headers=signed(hook.key, b"{}"), timeout=60)  # fmt: skip
+
+    assert (accepted.status_code, refused.status_code, huge.status_code) == (202, 401, 413)
     metrics = portal.metrics()
     assert metrics[("portal_webhook_deliveries_accepted_total", (("duplicate", "false"),))] == 1
     assert metrics[("portal_webhook_deliveries_rejected_total", (("reason", "signature"),))] == 1
-    assert metrics[("portal_webhook_deliveries_rejected_total", (("reason", "too_large"),))] == 0
+    assert metrics[("portal_webhook_deliveries_rejected_total", (("reason", "too_large"),))] == 1
+    assert metrics[("portal_webhook_deliveries_rejected_total", (("reason", "unknown_hook"),))] == 0
     assert metrics[("portal_outbox_backlog", ())] == 1  # no relay or worker is running
 
 
