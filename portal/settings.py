@@ -143,6 +143,7 @@ INSTALLED_APPS = [
     "portal.vault",
     "portal.processflows",
     "portal.notifications",
+    "portal.agents",
 ]
 
 MIDDLEWARE = [
