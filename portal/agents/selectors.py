@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, F, Q, QuerySet
 from django.shortcuts import get_object_or_404
 
 from portal.agents.models import Agent, AgentGroup
@@ -28,7 +28,7 @@ def list_agents(organization: Organization | int) -> QuerySet[Agent]:
     return (
         Agent.objects.for_tenant(organization)
         .select_related("group")
-        .order_by(Q(revoked_at__isnull=False), "name", "pk")
+        .order_by(F("revoked_at").asc(nulls_first=True), "name", "pk")
     )
 
 
