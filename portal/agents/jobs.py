@@ -457,8 +457,8 @@ def job_result(agent: Agent, wire_id: str, result: object) -> bool:
     with transaction.atomic():
         locked = (
             AgentJob.objects.for_tenant(agent.organization_id)
-            .select_for_update()
-            .select_related("deployment__version", "deployment__processflow", "agent")
+            .select_for_update(of=("self",))
+            .select_related("deployment__version", "deployment__processflow")
             .get(pk=job.pk)
         )
         if locked.done_at is not None:
