@@ -47,7 +47,11 @@ def test_the_refused_application_is_offered_to_the_groups_agents(acme, owner):
 
 def test_the_api_creates_a_flow_for_a_group_and_checks_its_credentials(api, acme, cast, plant):
     client = api(cast["member"], acme)
-    body = {"name": "Bookings", "definition": agent_definition(), "agent_group": plant.agent.group_id}
+    body = {
+        "name": "Bookings",
+        "definition": agent_definition(),
+        "agent_group": plant.agent.group_id,
+    }
     created = client.post("/api/v1/organizations/acme/processflows/", body, format="json")
     assert created.status_code == 201, created.content
     assert created.json()["agent_group"] == plant.agent.group_id
@@ -121,7 +125,9 @@ def test_undeploying_becomes_an_unsubscribe_job(acme, owner, plant, plant_api, g
     registration.register(deployment)
     (job,) = plant_api.get(f"{BASE}jobs").json()["jobs"]
     uri = "https://api.calendly.com/webhook_subscriptions/W1"
-    plant_api.post(f"{BASE}jobs/{job['id']}/result", {"ok": True, "subscription": uri}, format="json")
+    plant_api.post(
+        f"{BASE}jobs/{job['id']}/result", {"ok": True, "subscription": uri}, format="json"
+    )
     services.undeploy(acme, actor=owner_of(acme), processflow_id=group_flow.pk)
     deployment.refresh_from_db()
     assert registration.unregister(deployment) == RegistrationState.REMOVING
