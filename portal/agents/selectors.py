@@ -14,8 +14,10 @@ from portal.tenancy.models import Organization
 
 def list_groups(organization: Organization | int) -> QuerySet[AgentGroup]:
     """The organization's agent groups, with how many active agents each has."""
-    return AgentGroup.objects.for_tenant(organization).annotate(
-        agent_count=Count("agents", filter=Q(agents__revoked_at__isnull=True))
+    return (
+        AgentGroup.objects.for_tenant(organization)
+        .annotate(agent_count=Count("agents", filter=Q(agents__revoked_at__isnull=True)))
+        .order_by("name", "pk")
     )
 
 

@@ -222,6 +222,10 @@ def _check_credentials(organization: Organization, actor: Actor, definition: dic
 
 
 def _enqueue_registration(deployment: Deployment) -> None:
+    if deployment.agent_group_id is not None:
+        # A job for the group's agents, in the database: no broker in between to lose it.
+        registration.register(deployment)
+        return
     organization_id, deployment_id = deployment.organization_id, deployment.pk
     transaction.on_commit(lambda: dispatch.register_subscription(organization_id, deployment_id))
 
@@ -345,6 +349,10 @@ def _undeploy(deployment: Deployment) -> None:
         deployment.registration_message = "Deleting the webhook subscription…"
         fields += ["registration_state", "registration_message"]
         organization_id, deployment_id = deployment.organization_id, deployment.pk
+        if deployment.agent_group_id is not None:
+            deployment.save(update_fields=fields)
+            registration.unregister(deployment)  # a job for the group's agents
+            return
         transaction.on_commit(lambda: dispatch.remove_subscription(organization_id, deployment_id))
     else:
         polling.unschedule(deployment)
