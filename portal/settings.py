@@ -362,6 +362,8 @@ PORTAL_OUTBOX_REDELIVERY_SECONDS = env_int("PORTAL_OUTBOX_REDELIVERY_SECONDS", 6
 PORTAL_RUN_LEASE_SECONDS = env_int("PORTAL_RUN_LEASE_SECONDS", CELERY_TASK_TIME_LIMIT + 60)
 # Agent long-polls one process holds waiting at once (each holds a request thread up to 25 s).
 PORTAL_AGENT_LONG_POLLS = env_int("PORTAL_AGENT_LONG_POLLS", 16)
+# Requests one on-premise agent may send (a runaway agent is throttled with 429).
+PORTAL_AGENT_RATE = os.environ.get("PORTAL_AGENT_RATE", "12000/min")
 PORTAL_RUN_MAX_ATTEMPTS = env_int("PORTAL_RUN_MAX_ATTEMPTS", 5)
 PORTAL_RUN_RETRY_BASE_SECONDS = env_int("PORTAL_RUN_RETRY_BASE_SECONDS", 10)
 PORTAL_RUN_RETRY_MAX_SECONDS = env_int("PORTAL_RUN_RETRY_MAX_SECONDS", 600)
