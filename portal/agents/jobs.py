@@ -201,7 +201,7 @@ def has_work(agent: Agent) -> bool:
     )
 
 
-def long_poll(agent: Agent, *, wait: float) -> list[dict]:
+def long_poll(agent: Agent, *, wait: float, limit: int = MAX_JOBS) -> list[dict]:
     """Work for ``agent``, waiting up to ``wait`` seconds (capped) for some to be queued.
 
     Each pass is a cheap existence check; only when there is work are rows leased. Between
@@ -211,7 +211,7 @@ def long_poll(agent: Agent, *, wait: float) -> list[dict]:
     while True:
         services.seen(agent)
         if has_work(agent):
-            jobs = take_work(agent)
+            jobs = take_work(agent, limit=limit)
             if jobs:
                 return jobs
         remaining = deadline - time.monotonic()

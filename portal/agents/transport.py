@@ -194,14 +194,20 @@ class JobsView(AgentView):
             raise exceptions.ValidationError({"wait": ["Seconds to wait, 0 to 25."]}) from None
         if not 0 <= wait <= 3600:  # also refuses nan and inf
             raise exceptions.ValidationError({"wait": ["Seconds to wait, 0 to 25."]})
+        raw_limit = request.query_params.get("limit", str(jobs.MAX_JOBS))
+        if not raw_limit.isascii() or not raw_limit.isdigit():
+            raise exceptions.ValidationError({"limit": ["The agent's free slots, 0 to 10."]})
+        limit = min(int(raw_limit), jobs.MAX_JOBS)
+        if limit == 0:
+            return Response({"jobs": []})  # no room on the agent: nothing to lease
         if _long_polls.acquire(blocking=False):
             try:
-                found = jobs.long_poll(self.agent, wait=wait)
+                found = jobs.long_poll(self.agent, wait=wait, limit=limit)
             finally:
                 _long_polls.release()
         else:
             # This process holds as many waiting polls as it may: look briefly, don't hold.
-            found = jobs.long_poll(self.agent, wait=min(wait, 1.0))
+            found = jobs.long_poll(self.agent, wait=min(wait, 1.0), limit=limit)
         return Response({"jobs": found})
 
 

@@ -187,3 +187,17 @@ def test_the_sweeper_never_sends_an_agent_groups_overdue_run_to_celery(group_flo
         created_at=timezone.now() - timezone.timedelta(hours=1)
     )
     assert outbox.sweep()["runs"] == 0
+
+
+def test_an_agent_is_leased_no_more_runs_than_it_has_free_slots(plant_api, group_flow):
+    for _ in range(3):
+        queued_run(group_flow)
+    assert len(plant_api.get(f"{BASE}jobs", {"wait": 0, "limit": 2}).json()["jobs"]) == 2
+    assert plant_api.get(f"{BASE}jobs", {"wait": 25, "limit": 0}).json() == {"jobs": []}
+    assert len(take(plant_api)) == 1
+
+
+@pytest.mark.parametrize("query", [{"wait": "soon"}, {"wait": "nan"}, {"wait": -1}, {"limit": "x"}])
+def test_a_malformed_wait_or_limit_is_400(plant_api, query):
+    response = plant_api.get(f"{BASE}jobs", query)
+    assert response.status_code == 400
