@@ -7,10 +7,10 @@ The wire protocol is described in the README ("Agents in the portal") and kept i
 the agent program. These endpoints are for the agent program, not for people, so they are
 left out of the OpenAPI schema.
 
-The long-poll (``GET jobs?wait=25``) holds a request thread up to 25 seconds: run gunicorn
-with threads (``--threads``), at least one per agent plus the portal's own traffic, and
-``PORTAL_AGENT_LONG_POLLS`` caps how many a process holds at once (beyond it, a poll
-answers after a one-second look instead of waiting).
+The long-poll (``GET jobs?wait=25``) holds a request thread up to 25 seconds: gunicorn runs
+with threads (``--threads 8``), and ``PORTAL_AGENT_LONG_POLLS`` (below the thread count)
+caps how many a process holds at once, so the portal's own traffic always finds a thread;
+beyond the cap a poll answers after a one-second look instead of waiting.
 """
 
 from __future__ import annotations
