@@ -204,3 +204,15 @@ def test_an_agent_is_leased_no_more_runs_than_it_has_free_slots(plant_api, group
 def test_a_malformed_wait_or_limit_is_400(plant_api, query):
     response = plant_api.get(f"{BASE}jobs", query)
     assert response.status_code == 400
+
+
+def test_a_stray_celery_message_for_an_agent_groups_run_leaves_it_to_the_agents(
+    plant_api, group_flow
+):
+    from portal.processflows import execution
+
+    run = queued_run(group_flow)
+    assert execution.execute(run.organization_id, run.pk) is None
+    run.refresh_from_db()
+    assert (run.status, run.attempt, run.lease_owner) == (RunStatus.QUEUED, 0, "")
+    assert take(plant_api)[0]["run"]["attempt"] == 1
