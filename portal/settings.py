@@ -329,6 +329,7 @@ SPECTACULAR_SETTINGS = {
         "CredentialStatusEnum": "portal.vault.models.CredentialStatus",
         "RunStatusEnum": "portal.processflows.models.RunStatus",
         "RegistrationStateEnum": "portal.processflows.models.RegistrationState",
+        "AgentStateEnum": "portal.agents.models.AgentState",
     },
 }
 
