@@ -451,9 +451,9 @@ def _polled(job: AgentJob, result: dict) -> None:
 
 def job_result(agent: Agent, wire_id: str, result: object) -> bool:
     """Apply a job's result once; returns False if it was applied before (nothing done)."""
+    job = agent_job(agent, wire_id)  # 404 before any 400
     if not isinstance(result, dict) or not isinstance(result.get("ok"), bool):
         raise ValueError('A result is {"ok": true, ...} or {"ok": false, "error": "…"}.')
-    job = agent_job(agent, wire_id)
     with transaction.atomic():
         locked = (
             AgentJob.objects.for_tenant(agent.organization_id)

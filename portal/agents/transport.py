@@ -231,6 +231,7 @@ class RunStepView(AgentView):
 
     @_run_or_404
     def post(self, request, run_id: int, body: dict):
+        jobs.agent_run(self.agent, run_id)  # 404 before any 400
         record = jobs.record_from(body.get("record"))
         jobs.report_step(self.agent, run_id, lease=body.get("lease"), record=record)
         return Response({"ok": True})
@@ -252,6 +253,7 @@ class RunFinishView(AgentView):
 
     @_run_or_404
     def post(self, request, run_id: int, body: dict):
+        jobs.agent_run(self.agent, run_id)  # 404 before any 400
         outcome = body.get("status")
         if outcome not in ("succeeded", "failed"):
             raise ValueError("status is succeeded or failed.")
