@@ -25,7 +25,7 @@ class GroupRefSerializer(serializers.Serializer):
 
 
 class ConfiguredApplicationSerializer(serializers.Serializer):
-    application = serializers.CharField(help_text="The application's name, e.g. calendly.")
+    application = serializers.CharField(help_text="The application's (connector's) name.")
     name = serializers.CharField(help_text="The credential's name on the agent.")
     valid = serializers.BooleanField(help_text="Whether it passed validation on the agent.")
     validated_at = serializers.CharField(allow_null=True)
