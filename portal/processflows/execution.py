@@ -60,20 +60,50 @@ def _lease() -> timezone.datetime:
     return timezone.now() + timedelta(seconds=settings.PORTAL_RUN_LEASE_SECONDS)
 
 
+def claimable(now) -> Q:
+    """Runs a claim may take at ``now``: waiting and due with no live lease, or running with
+    an expired one (its worker or agent is gone)."""
+    due = Q(status__in=[RunStatus.QUEUED, RunStatus.RETRYING]) & (
+        Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now)
+    )
+    free = Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=now)
+    abandoned = Q(status=RunStatus.RUNNING, lease_expires_at__lt=now)
+    return (due & free) | abandoned
+
+
 def claim(organization_id: int, run_id: int) -> Run | None:
-    """Take the run for this worker, or None if it is done, not due, or held by another.
+    """Take one run for whoever asks (an agent of its group), or None if it is done, not
+    due, or held by another.
 
     The lease is a fresh token per claim (not a process id: prefork children share their
     parent's), so a worker whose lease expired and was taken over can no longer write.
     """
-    claimed = claim_runs([(organization_id, run_id)])
-    return claimed[0] if claimed else None
+    now = timezone.now()
+    token = uuid.uuid4().hex
+    runs = Run.objects.for_tenant(organization_id)
+    claimed = (
+        runs.filter(pk=run_id)
+        .filter(claimable(now))
+        .update(
+            status=RunStatus.RUNNING,
+            lease_owner=token,
+            lease_expires_at=_lease(),
+            attempt=F("attempt") + 1,
+            started_at=Coalesce(F("started_at"), now),
+        )
+    )
+    if not claimed:
+        return None
+    return runs.select_related("version", "processflow__organization", "event", "deployment").get(
+        pk=run_id
+    )
 
 
 def claim_runs(refs: Iterable[tuple[int, int]]) -> list[Run]:
     """Take each ``(organization_id, run_id)`` that is due and free (or abandoned by a dead
-    worker) for this worker, in one transaction; returns the runs taken, each with its
-    version, flow and event. The one place runs are claimed.
+    worker) for this Cloud worker, in one transaction; returns the runs taken, each with its
+    version, flow and event. Runs of a deployment on an agent group are never taken here:
+    only an agent of the group claims them (:func:`claim`).
 
     Rows another worker is claiming at this moment are skipped (``SKIP LOCKED``), not waited
     for: that worker takes them. One fresh lease token stands for the whole claim.
@@ -85,19 +115,15 @@ def claim_runs(refs: Iterable[tuple[int, int]]) -> list[Run]:
         return []
     now = timezone.now()
     token = uuid.uuid4().hex
-    due = Q(status__in=[RunStatus.QUEUED, RunStatus.RETRYING]) & (
-        Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now)
-    )
-    free = Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=now)
-    abandoned = Q(status=RunStatus.RUNNING, lease_expires_at__lt=now)
     taken: dict[int, list[int]] = {}
     with transaction.atomic():
         for organization_id, run_ids in by_organization.items():
             runs = Run.objects.for_tenant(organization_id)
             ids = list(
                 runs.filter(pk__in=run_ids)
-                .filter((due & free) | abandoned)
-                .select_for_update(skip_locked=True)
+                .filter(claimable(now))
+                .exclude(deployment__agent_group__isnull=False)
+                .select_for_update(skip_locked=True, of=("self",))
                 .values_list("pk", flat=True)
             )
             if not ids:
@@ -226,8 +252,8 @@ def _record(row: StepRun) -> flows.StepRecord:
 
 def execute(organization_id: int, run_id: int) -> str | None:
     """Claim and execute a run; returns its new status, or None if it was not ours to run."""
-    run = claim(organization_id, run_id)
-    return None if run is None else execute_claimed(run)
+    claimed = claim_runs([(organization_id, run_id)])
+    return execute_claimed(claimed[0]) if claimed else None
 
 
 def execute_many(refs: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
@@ -290,14 +316,7 @@ def execute_claimed(run: Run, *, credentials: dict | None = None) -> str | None:
 
 
 def _execute_claimed(run: Run, credentials: dict | None) -> str | None:
-    policy = retry_policy()
-    if policy.exhausted(run.attempt):
-        error = (
-            f"Stopped after {policy.max_attempts} attempts that did not "
-            "finish (their worker stopped). Replay it once the cause is fixed."
-        )
-        if _finish(run, status=RunStatus.FAILED, error=error, finished_at=timezone.now()):
-            alerting.run_failed(run, error)
+    if give_up_if_exhausted(run):
         return RunStatus.FAILED
     # A first attempt has no records yet: only a run claimed before has some to resume.
     rows = {row.position: row for row in StepRun.objects.filter(run=run)} if run.attempt > 1 else {}
@@ -314,37 +333,74 @@ def _execute_claimed(run: Run, credentials: dict | None) -> str | None:
     if result.status == LOST:
         return None
     if result.status == RunStatus.SUCCEEDED:
-        with transaction.atomic():
-            host.save_steps()
-            finished = _finish(
-                run,
-                status=RunStatus.SUCCEEDED,
-                output=result.output,
-                error="",
-                finished_at=timezone.now(),
-                next_attempt_at=None,
-            )
-        return RunStatus.SUCCEEDED if finished else None
+        return conclude(run, succeeded=True, output=result.output, host=host)
     failure = result.failure
-    delay = policy.next_delay(
-        retryable=failure.retryable, attempt=run.attempt, retry_after=failure.retry_after
+    return conclude(
+        run,
+        succeeded=False,
+        error=result.error,
+        retryable=failure.retryable,
+        retry_after=failure.retry_after,
+        host=host,
     )
-    if delay is not None:
-        with transaction.atomic():
-            host.save_steps()
-            _finish(
-                run,
+
+
+def give_up_if_exhausted(run: Run) -> bool:
+    """Fail a just-claimed run that has started more attempts than allowed (each earlier one
+    lost its worker or agent); True if it was failed, and must not be executed."""
+    policy = retry_policy()
+    if not policy.exhausted(run.attempt):
+        return False
+    error = (
+        f"Stopped after {policy.max_attempts} attempts that did not "
+        "finish (their worker stopped). Replay it once the cause is fixed."
+    )
+    if _finish(run, status=RunStatus.FAILED, error=error, finished_at=timezone.now()):
+        alerting.run_failed(run, error)
+    return True
+
+
+def conclude(
+    run: Run,
+    *,
+    succeeded: bool,
+    output=None,
+    error: str = "",
+    retryable: bool = False,
+    retry_after: float | None = None,
+    host: CloudHost | None = None,
+) -> str | None:
+    """Apply a claimed run's outcome, wherever it ran (a Cloud worker or an agent): success,
+    a retry with backoff, or failure for good with its alert. The step records ``host``
+    still holds are written in the same transaction as the outcome. Returns the new status,
+    or None if the lease was no longer ``run``'s (nothing written)."""
+    if succeeded:
+        fields = dict(
+            status=RunStatus.SUCCEEDED,
+            output=output if output is not None else {},
+            error="",
+            finished_at=timezone.now(),
+            next_attempt_at=None,
+        )
+    else:
+        delay = retry_policy().next_delay(
+            retryable=retryable, attempt=run.attempt, retry_after=retry_after
+        )
+        if delay is not None:
+            fields = dict(
                 status=RunStatus.RETRYING,
-                error=result.error,
+                error=error,
                 next_attempt_at=timezone.now() + timedelta(seconds=delay),
             )
-        dispatch.publish_run(run.organization_id, run.pk, countdown=delay)
-        return RunStatus.RETRYING
+        else:
+            fields = dict(status=RunStatus.FAILED, error=error, finished_at=timezone.now())
     with transaction.atomic():
-        host.save_steps()
-        finished = _finish(
-            run, status=RunStatus.FAILED, error=result.error, finished_at=timezone.now()
-        )
-    if finished:
-        alerting.run_failed(run, result.error)
-    return RunStatus.FAILED
+        if host is not None:
+            host.save_steps()
+        if not _finish(run, **fields):
+            return None
+    if fields["status"] == RunStatus.RETRYING:
+        dispatch.publish_run(run.organization_id, run.pk, countdown=delay)
+    elif fields["status"] == RunStatus.FAILED:
+        alerting.run_failed(run, error)
+    return fields["status"]

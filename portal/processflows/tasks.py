@@ -50,7 +50,13 @@ def process_events(events: list[list[int]]) -> int:
     each) and execute them here, without another trip through the broker; returns how many
     this task executed. A run it cannot take (held by another worker, not due) is queued."""
     waiting = runs.start_runs_for_events([(org, event) for org, event in events])
-    refs = [(run.organization_id, run.pk) for run in waiting]
+    refs = []
+    for run in waiting:
+        group_id = run.deployment.agent_group_id if run.deployment_id else None
+        if group_id is None:
+            refs.append((run.organization_id, run.pk))
+        else:  # an on-premise agent of the group takes it
+            dispatch.publish_run(run.organization_id, run.pk, agent_group_id=group_id)
     left = execution.execute_many(refs)
     for organization_id, run_id in left:
         dispatch.publish_run(organization_id, run_id)
