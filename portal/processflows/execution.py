@@ -11,6 +11,7 @@ through the broker.
 from __future__ import annotations
 
 import functools
+import gc
 import threading
 import time
 import uuid
@@ -255,6 +256,16 @@ def _pool(threads: int) -> ThreadPoolExecutor:
         if threads not in _pools:
             _pools[threads] = ThreadPoolExecutor(threads, thread_name_prefix="run")
         return _pools[threads]
+
+
+def stop_threads() -> None:
+    """End this process's run threads (their database connections close with them)."""
+    with _pools_lock:
+        pools = list(_pools.values())
+        _pools.clear()
+    for pool in pools:
+        pool.shutdown(wait=True)
+    gc.collect()  # a finished thread's connection is closed when it is collected
 
 
 def _execute_in_thread(run: Run, *, credentials: dict) -> str | None:
