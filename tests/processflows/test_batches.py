@@ -59,6 +59,7 @@ def test_one_task_makes_and_executes_the_runs_of_a_batch_on_threads(
     events = accepted(hook, 6)
 
     executed = tasks.process_events(events)
+    execution.stop_threads()  # the task ends once each run has a thread
 
     assert executed == 6
     runs = every(Run).filter(deployment=hook.deployment)
@@ -86,6 +87,7 @@ def test_processing_a_batch_again_makes_no_second_run_nor_forward(
     events = accepted(hook, 3)
 
     first = tasks.process_events(events)
+    execution.stop_threads()
     second = tasks.process_events(events)
 
     assert (first, second) == (3, 0)
