@@ -10,13 +10,13 @@ through the broker.
 
 from __future__ import annotations
 
-import functools
+import gc
 import logging
 import threading
 import time
 import uuid
 from collections.abc import Iterable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import timedelta
 
@@ -256,43 +256,71 @@ def execute(organization_id: int, run_id: int) -> str | None:
     return execute_claimed(claimed[0]) if claimed else None
 
 
-def execute_many(refs: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
-    """Claim the runs ``(organization_id, run_id)`` together and execute those taken,
-    ``PORTAL_WORKER_RUN_THREADS`` at a time (their steps mostly wait on remote APIs);
-    returns the refs not taken (done, not due, or held by another worker).
+def execute_many(refs: Iterable[tuple[int, int]], *, wait: bool = True) -> list[tuple[int, int]]:
+    """Claim the runs ``(organization_id, run_id)`` together and execute those taken on
+    this process's run threads, ``PORTAL_WORKER_RUN_THREADS`` at a time (their steps
+    mostly wait on remote APIs); returns the refs not taken (done, not due, or held by
+    another worker).
 
-    Inside a transaction (a task run eagerly in a test) they run one after the other here:
-    other threads could not see what the transaction wrote.
+    Without ``wait`` it returns once every run taken has a thread, so the worker takes its
+    next message while they finish: a run is claimed (leased) before it waits for a thread,
+    so it is never lost, and a worker's warm shutdown waits for them (``stop_threads``).
+    Inside a transaction (a task run eagerly in a test) runs execute one after the other
+    here: other threads could not see what the transaction wrote.
     """
     refs = list(refs)
     claimed = claim_runs(refs)
     taken = {run.pk for run in claimed}
-    threads = settings.PORTAL_WORKER_RUN_THREADS
+    size = settings.PORTAL_WORKER_RUN_THREADS
     credentials: dict = {}
-    if len(claimed) <= 1 or threads <= 1 or connection.in_atomic_block:
+    if (wait and len(claimed) <= 1) or size <= 1 or connection.in_atomic_block:
         for run in claimed:
             execute_claimed(run, credentials=credentials)
     else:
-        # Every run is waited for: a run left running when the task ends would be executed
-        # by no one until its lease expired.
-        list(
-            _pool(threads).map(
-                functools.partial(_execute_in_thread, credentials=credentials), claimed
-            )
-        )
+        threads = _threads(size)
+        futures = [threads.submit(run, credentials) for run in claimed]
+        if wait:
+            for future in futures:
+                future.result()
     return [ref for ref in refs if ref[1] not in taken]
 
 
-_pools: dict[int, ThreadPoolExecutor] = {}
+class _Threads:
+    """This process's run threads, and a count of the free ones: a batch waits for a free
+    thread rather than queueing runs behind busy ones."""
+
+    def __init__(self, size: int):
+        self.pool = ThreadPoolExecutor(size, thread_name_prefix="run")
+        self.free = threading.Semaphore(size)
+
+    def submit(self, run: Run, credentials: dict) -> Future:
+        self.free.acquire()
+        future = self.pool.submit(_execute_in_thread, run, credentials=credentials)
+        future.add_done_callback(lambda _: self.free.release())
+        return future
+
+
+_pools: dict[int, _Threads] = {}
 _pools_lock = threading.Lock()
 
 
-def _pool(threads: int) -> ThreadPoolExecutor:
+def _threads(size: int) -> _Threads:
     # Made on first use in each worker process (a prefork child's own, never the parent's).
     with _pools_lock:
-        if threads not in _pools:
-            _pools[threads] = ThreadPoolExecutor(threads, thread_name_prefix="run")
-        return _pools[threads]
+        if size not in _pools:
+            _pools[size] = _Threads(size)
+        return _pools[size]
+
+
+def stop_threads() -> None:
+    """Wait for the runs this process is executing on threads, then end the threads (their
+    database connections close with them)."""
+    with _pools_lock:
+        pools = list(_pools.values())
+        _pools.clear()
+    for threads in pools:
+        threads.pool.shutdown(wait=True)
+    gc.collect()  # a finished thread's connection is closed when it is collected
 
 
 def _execute_in_thread(run: Run, *, credentials: dict) -> str | None:
@@ -300,6 +328,11 @@ def _execute_in_thread(run: Run, *, credentials: dict) -> str | None:
     close_old_connections()
     try:
         return execute_claimed(run, credentials=credentials)
+    except Exception:
+        # Nobody waits for this thread's answer: say it here. The run keeps its lease and
+        # is taken over when the lease expires, as after a task that failed.
+        logger.exception("run %s stopped on an internal error", run.pk)
+        raise
     finally:
         close_old_connections()
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 
-from celery import shared_task
+from celery import shared_task, signals
 
 from portal.processflows import dispatch, execution, outbox, polling, registration, runs
 from portal.processflows.models import Deployment
@@ -44,11 +44,19 @@ def process_event(organization_id: int, event_id: int | None = None) -> int | No
     return run.pk if run else None
 
 
+@signals.worker_process_shutdown.connect
+@signals.worker_shutdown.connect
+def _finish_runs_on_threads(**kwargs) -> None:
+    """A worker stopping (warm shutdown) first finishes the runs its threads execute."""
+    execution.stop_threads()
+
+
 @shared_task(name=dispatch.PROCESS_EVENTS)
 def process_events(events: list[list[int]]) -> int:
     """Turn a batch of accepted events ``[organization_id, event_id]`` into their runs (once
-    each) and execute them here, without another trip through the broker; returns how many
-    this task executed. A run it cannot take (held by another worker, not due) is queued."""
+    each) and start executing them here, without another trip through the broker; returns
+    how many this worker took. It ends once each run has a thread (``execute_many``). A run
+    it cannot take (held by another worker, not due) is queued."""
     waiting = runs.start_runs_for_events([(org, event) for org, event in events])
     refs = []
     for run in waiting:
@@ -57,7 +65,7 @@ def process_events(events: list[list[int]]) -> int:
             refs.append((run.organization_id, run.pk))
         else:  # an on-premise agent of the group takes it
             dispatch.publish_run(run.organization_id, run.pk, agent_group_id=group_id)
-    left = execution.execute_many(refs)
+    left = execution.execute_many(refs, wait=False)
     for organization_id, run_id in left:
         dispatch.publish_run(organization_id, run_id)
     return len(refs) - len(left)
