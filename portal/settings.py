@@ -260,6 +260,12 @@ CELERY_TASK_SOFT_TIME_LIMIT = env_int("CELERY_TASK_SOFT_TIME_LIMIT", 240)
 CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 300)
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# A worker that loses the broker reconnects by itself, forever (Celery's default gives up after
+# 100 attempts and exits), trying at most every few seconds (portal.celery.Consumer).
+CELERY_BROKER_CONNECTION_RETRY = True
+CELERY_BROKER_CONNECTION_MAX_RETRIES = None
+CELERY_BROKER_RECONNECT_MAX_SECONDS = env_int("CELERY_BROKER_RECONNECT_MAX_SECONDS", 5)
+CELERY_WORKER_CONSUMER = "portal.celery:Consumer"
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 # Keep a worker's database connection across tasks (Celery's Django fixup otherwise closes
 # it around every task, so each event would open two new PostgreSQL connections).
