@@ -277,6 +277,9 @@ CELERY_BEAT_SCHEDULE = {
     "sweep-outbox": {
         "task": "portal.maintenance.sweep",
         "schedule": float(env_int("PORTAL_SWEEP_SECONDS", 10)),
+        # A sweep the workers did not take before the next one is due is dropped: beat must
+        # not pile them up while the workers are down, to run all at once when they return.
+        "options": {"expire_seconds": max(1, env_int("PORTAL_SWEEP_SECONDS", 10))},
     },
     "reconcile-subscriptions": {
         "task": "portal.maintenance.reconcile_subscriptions",

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import shutil
 import signal
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -70,3 +72,59 @@ class PrivateRedis:
     def stop(self) -> None:
         if self.process is not None:
             self.process.stop()
+
+
+@contextmanager
+def private_redis(directory: Path) -> Iterator[PrivateRedis]:
+    """A running ``PrivateRedis`` for the ``with`` block."""
+    server = PrivateRedis(directory)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+class PushCounter:
+    """Counts the messages pushed onto each list of a Redis database (LPUSH and RPUSH: every
+    Celery message published, and every unacknowledged one restored), from keyspace
+    notifications, while the ``with`` block runs. ``counts["intake"]`` is the number of
+    messages the ``intake`` queue received."""
+
+    def __init__(self, port: int, db: int = 0):
+        import redis
+
+        self.client = redis.Redis(port=port, db=db, socket_connect_timeout=5)
+        self.db = db
+        self.counts: dict[str, int] = {}
+        self._stop = None
+
+    def __enter__(self) -> PushCounter:
+        import threading
+
+        self.client.config_set("notify-keyspace-events", "Kl")
+        pubsub = self.client.pubsub()
+        prefix = f"__keyspace@{self.db}__:"
+        pubsub.psubscribe(f"{prefix}*")
+        pubsub.get_message(timeout=10)  # the subscription's confirmation
+        self._stop = threading.Event()
+
+        def listen() -> None:
+            while not self._stop.is_set():
+                try:
+                    message = pubsub.get_message(timeout=0.2)
+                except Exception:  # the server went away: nothing more to count
+                    return
+                if message and message["data"] in (b"lpush", b"rpush"):
+                    key = message["channel"].decode(errors="replace")[len(prefix) :]
+                    self.counts[key] = self.counts.get(key, 0) + 1
+
+        self._thread = threading.Thread(target=listen, daemon=True)
+        self._thread.start()
+        self._pubsub = pubsub
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+        self._pubsub.close()

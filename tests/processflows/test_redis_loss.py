@@ -12,7 +12,6 @@ to reconnect at least that often, which its log shows; the seconds it took are p
 from __future__ import annotations
 
 import re
-import sys
 import time
 from collections import Counter
 
@@ -20,7 +19,8 @@ import pytest
 from django.test import Client
 
 from portal.processflows.models import RunStatus
-from tests.processes import child_env, output_contains, start, wait_for
+from tests.processes import wait_for
+from tests.processflows.reliability.private_broker import start_beat, start_worker
 from tests.processflows.reliability.support import (
     delivery,
     forwarding_hook,
@@ -28,7 +28,7 @@ from tests.processflows.reliability.support import (
     scripted_destination,
     start_relay,
 )
-from tests.redis_server import PrivateRedis
+from tests.redis_server import private_redis
 
 pytestmark = pytest.mark.services
 
@@ -44,13 +44,10 @@ ENV = {
 
 
 @pytest.fixture
-def private_redis(tmp_path):
-    server = PrivateRedis(tmp_path)
-    server.start()
-    try:
+def broker(tmp_path):
+    """A private redis-server (never the shared one): this test kills or watches it."""
+    with private_redis(tmp_path) as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture
@@ -63,33 +60,15 @@ def children():
             process.stop()
 
 
-def start_worker(env: dict[str, str]):
-    """A worker on the private broker as ``runall`` and Compose start it (gossip, mingle and
-    heartbeats on), ready once it says so (a ping would go through the test's broker)."""
-    args = [
-        sys.executable, "-m", "celery", "-A", "portal", "worker",
-        "-Q", "intake,actions,maintenance", "-c", "2",
-        "-n", f"redisloss-{time.monotonic_ns()}@%h", "-l", "info",
-    ]  # fmt: skip
-    return start("worker", args, env=child_env(**env), ready=output_contains(" ready."),
-                 what="start consuming")  # fmt: skip
-
-
-def start_beat(env: dict[str, str]):
-    args = [sys.executable, "-m", "celery", "-A", "portal", "beat", "-l", "info"]
-    return start("beat", args, env=child_env(**env), ready=output_contains("beat: Starting"),
-                 what="start beat")  # fmt: skip
-
-
 def succeeded(hook) -> int:
     return runs_of(hook).filter(status=RunStatus.SUCCEEDED).count()
 
 
 def test_the_worker_survives_redis_killed_under_load_and_runs_resume_when_it_returns(
-    transactional_db, settings, private_redis, children, owner, acme
+    transactional_db, settings, broker, children, owner, acme
 ):
     settings.PORTAL_ALLOWED_PRIVATE_HOSTS = ["127.0.0.1"]
-    env = {**ENV, "REDIS_URL": private_redis.url()}
+    env = {**ENV, "REDIS_URL": broker.url()}
     with scripted_destination(201, delay=0.05) as destination:
         hook = forwarding_hook(acme, destination.url)
         worker = start_worker(env)
@@ -106,11 +85,11 @@ def test_the_worker_survives_redis_killed_under_load_and_runs_resume_when_it_ret
         # Under load: runs are being forwarded, and more are waiting in the queue.
         wait_for(lambda: len(destination.requests) >= 10, timeout=180,
                  message=f"the worker never reached the destination:\n{logs()}")  # fmt: skip
-        private_redis.kill()
+        broker.kill()
         # An outage, not a blip: long enough for Celery's own backoff to reach 4 s between
         # attempts (2 s, then 4 s), which the worker's steady pace must not.
         time.sleep(4)
-        private_redis.start()
+        broker.start()
         back = time.monotonic()
         before = succeeded(hook)
 
