@@ -2,6 +2,11 @@
 late): the worker stays up, reconnects by itself, and runs resume once Redis is back, with
 nobody restarting anything.
 
+Celery 5.7.0 exited here ("Unrecoverable error: AttributeError(\"'NoneType' object has no
+attribute 'hostname'\")", kombu's restore_unacked called on a connection already collected),
+not every time: it depends on whether the consumer was waiting on BRPOP at the kill. Four
+busy worker processes and a slow destination make that likely (pyproject caps celery).
+
 The broker is a private redis-server (``tests/redis_server.py``), never the shared one; the
 portal's processes (relay, worker, beat) all use it. The test only posts deliveries and
 watches the database. It asserts no elapsed time (the machine may be busy): runs resume
@@ -32,7 +37,7 @@ from tests.redis_server import private_redis
 
 pytestmark = pytest.mark.services
 
-EVENTS = 120
+EVENTS = 300
 RECONNECT_SECONDS = 1
 ENV = {
     "CELERY_BROKER_RECONNECT_MAX_SECONDS": str(RECONNECT_SECONDS),
@@ -69,9 +74,9 @@ def test_the_worker_survives_redis_killed_under_load_and_runs_resume_when_it_ret
 ):
     settings.PORTAL_ALLOWED_PRIVATE_HOSTS = ["127.0.0.1"]
     env = {**ENV, "REDIS_URL": broker.url()}
-    with scripted_destination(201, delay=0.05) as destination:
+    with scripted_destination(201, delay=0.2) as destination:
         hook = forwarding_hook(acme, destination.url)
-        worker = start_worker(env)
+        worker = start_worker(env, concurrency=4)
         children.append(worker)
         children.append(start_relay(**env))
         children.append(start_beat(env))
@@ -86,9 +91,9 @@ def test_the_worker_survives_redis_killed_under_load_and_runs_resume_when_it_ret
         wait_for(lambda: len(destination.requests) >= 10, timeout=180,
                  message=f"the worker never reached the destination:\n{logs()}")  # fmt: skip
         broker.kill()
-        # An outage, not a blip: long enough for Celery's own backoff to reach 4 s between
-        # attempts (2 s, then 4 s), which the worker's steady pace must not.
-        time.sleep(4)
+        # An outage, not a blip: long enough for Celery's own backoff to reach 8 s between
+        # attempts (2 s, 4 s, 6 s, 8 s), which the worker's steady pace must not.
+        time.sleep(10)
         broker.start()
         back = time.monotonic()
         before = succeeded(hook)
