@@ -10,10 +10,13 @@ PYTHON ?= $(shell for p in python3.14 python3.13 python3.12 python3 \
 	done)
 VENV := .venv
 BIN := $(VENV)/bin
+# What gets installed: exact versions with their hashes (`make lock` regenerates them).
+LOCK := requirements/lock.txt
+DEV_LOCK := requirements/dev.txt
 ADDR ?= 127.0.0.1:8000
 SANDBOX_PORT ?= 8900
 
-.PHONY: run demo test test-busy lint format sandbox clean check-python
+.PHONY: run demo test test-busy lint format sandbox clean check-python lock
 
 check-python:
 	@test -n "$(PYTHON)" || { echo "Connect Portal needs Python 3.12 or newer (Django 6); set PYTHON=/path/to/python3.12+" >&2; exit 1; }
@@ -22,13 +25,31 @@ $(BIN)/python: | check-python
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
-$(VENV)/.installed: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e .
+# The locked dependencies first (refused unless every file matches its hash), then the portal
+# itself without resolving anything; `pip check` fails if pyproject.toml asks for more than the
+# lock holds (run `make lock`).
+$(VENV)/.installed: $(LOCK) pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet --require-hashes -r $(LOCK)
+	$(BIN)/python -m pip install --quiet --no-deps -e .
+	$(BIN)/python -m pip check
 	@touch $@
 
-$(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e ".[dev]"
+$(VENV)/.installed-dev: $(DEV_LOCK) pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet --require-hashes -r $(DEV_LOCK)
+	$(BIN)/python -m pip install --quiet --no-deps -e .
+	$(BIN)/python -m pip check
 	@touch $(VENV)/.installed $@
+
+## lock: resolve requirements/lock.txt and dev.txt again from pyproject.toml, with hashes.
+## Keeps every pin that is still allowed; LOCK_ARGS=--upgrade takes the newest releases,
+## LOCK_ARGS="--upgrade-package celery" one package (see README, "Dependencies").
+LOCK_ARGS ?=
+UV_COMPILE = $(BIN)/uv pip compile pyproject.toml --universal --python-version 3.12 \
+	--generate-hashes --custom-compile-command "make lock" --quiet $(LOCK_ARGS)
+lock: | $(BIN)/python
+	$(BIN)/python -m pip install --quiet "uv>=0.5"
+	$(UV_COMPILE) -o $(LOCK)
+	$(UV_COMPILE) --extra dev -c $(LOCK) -o $(DEV_LOCK)
 
 ## run: install, migrate, create a demo organization if none exists, start web + worker + beat
 run: $(VENV)/.installed

@@ -5,6 +5,13 @@ actions that succeeded in an earlier attempt are not sent again (their stored, r
 answer is what later steps read), map steps are computed again, each action is sent with
 an idempotency key made of the run's and the step's names, and every record the host gets
 is already redacted.
+
+Between an application's answer and its record the host may be killed: the next attempt
+then sends the action again, with the same idempotency key. The window is as narrow as
+the design allows: the record saying "running, sent with key K" is handed to the host
+*before* the call (a host must store it before returning, not batch it), and the success
+record right after the answer, before anything else. A destination that honours
+``Idempotency-Key`` sees one call; another may see two (README, "Delivery guarantees").
 """
 
 from __future__ import annotations
@@ -63,6 +70,13 @@ def execute_steps(
         if action and record.status == SUCCEEDED:
             context["steps"][name] = output = record.output
             continue
+        key = f"{idempotency_prefix}:{name}" if action else ""
+        if action and position in previous and record.status == RUNNING:
+            logger.warning(
+                "%s, step %r: an earlier attempt stopped while calling the application, "
+                "which may have received it; sending it again with Idempotency-Key %s",
+                purpose, name, key,
+            )  # fmt: skip
         started = time.monotonic()
         record.status = RUNNING
         record.started_at = host.now()
@@ -70,24 +84,26 @@ def execute_steps(
         if action:
             if not host.hold():
                 return RunResult(status=LOST)
-            host.record_step(record)  # shown as running while the application is called
+            # Stored before the call: whoever takes the run over knows a call may have gone
+            # out, and with which key.
+            record.request = {"idempotency_key": key}
+            host.record_step(record)
         try:
             output, summary = run_step(
-                step, context, host=host, idempotency_key=f"{idempotency_prefix}:{name}",
-                purpose=purpose, secrets=secrets,
-            )  # fmt: skip
+                step, context, host=host, idempotency_key=key, purpose=purpose, secrets=secrets
+            )
         except StepFailed as failure:
-            return _failed(host, record, failure, started, secrets)
+            return _failed(host, record, failure, started, secrets, key)
         except Exception as error:  # a bug or an outage of the host's own: bounded retries
             logger.exception("%s, step %r failed unexpectedly", purpose, name)
             failure = StepFailed(
                 f"The step stopped on an internal error ({type(error).__name__}).",
                 retryable=True,
             )
-            return _failed(host, record, failure, started, secrets)
+            return _failed(host, record, failure, started, secrets, key)
         record.status = SUCCEEDED
         record.error = ""
-        record.request = redact(summary.get("request", {}), secrets=secrets)
+        record.request = _with_key(redact(summary.get("request", {}), secrets=secrets), key)
         record.response_status = summary.get("status")
         record.output = redact(output, secrets=secrets)
         _finished(host, record, started)
@@ -102,10 +118,15 @@ def _finished(host: Host, record: StepRecord, started: float) -> None:
     host.record_step(record)
 
 
-def _failed(host: Host, record: StepRecord, failure: StepFailed, started, secrets) -> RunResult:
+def _with_key(request: dict, key: str) -> dict:
+    return {**request, "idempotency_key": key} if key else request
+
+
+def _failed(host: Host, record: StepRecord, failure: StepFailed, started, secrets,
+            key: str) -> RunResult:  # fmt: skip
     record.status = FAILED
     record.error = redact(str(failure), secrets=secrets)
-    record.request = redact(failure.request, secrets=secrets)
+    record.request = _with_key(redact(failure.request, secrets=secrets), key)
     record.response_status = failure.status
     _finished(host, record, started)
     return RunResult(

@@ -9,14 +9,35 @@ so that a backlog of one kind of work never starves another:
 - ``maintenance``: health checks, re-validation, reconciliation, sweeping.
 """
 
+import functools
 import os
 
 from celery import Celery, signals
+from celery.worker.consumer import Consumer as CeleryConsumer
 from kombu import Queue
 
 from portal.ops import logcontext  # noqa: F401 (its task signals carry log ids across processes)
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
+
+
+class Consumer(CeleryConsumer):
+    """Celery's consumer, reconnecting to a lost broker at a steady pace.
+
+    Celery retries with kombu's default backoff (2 s, 4 s, ... up to 30 s between attempts), so
+    after a long Redis outage a worker could sit idle for half a minute after Redis is back.
+    Here every attempt is at most ``CELERY_BROKER_RECONNECT_MAX_SECONDS`` after the previous
+    one: runs resume within that bound of the broker's return (one connection attempt a second
+    or so costs nothing while the broker is down).
+    """
+
+    def ensure_connected(self, conn):
+        steady = self.app.conf.broker_reconnect_max_seconds or 30
+        conn.ensure_connection = functools.partial(
+            conn.ensure_connection, interval_start=1, interval_step=1, interval_max=steady
+        )
+        return super().ensure_connected(conn)
+
 
 app = Celery("portal")
 app.config_from_object("django.conf:settings", namespace="CELERY")

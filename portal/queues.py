@@ -58,3 +58,22 @@ def enqueue(task_name: str, *args, countdown: float = 0) -> bool:
         logger.warning("%s%s not queued (%s)", task_name, args, type(error).__name__)
         return False
     return True
+
+
+def queue_depth(queue: str) -> int | None:
+    """Messages waiting in ``queue`` (not those workers hold), or None if the broker cannot
+    be asked (it is down, or was found down moments ago)."""
+    global _broker_down_until
+    if time.monotonic() < _broker_down_until:
+        return None
+    try:
+        with app.connection_for_write() as connection:
+            channel = connection.default_channel
+            try:
+                return channel.queue_declare(queue=queue, passive=True).message_count
+            except connection.channel_errors:
+                return 0  # a queue never declared, or emptied (Redis drops an empty list)
+    except Exception as error:  # unreachable, or anything else the broker raises
+        _broker_down_until = time.monotonic() + BROKER_RETRY_SECONDS
+        logger.warning("the depth of queue %s is unknown (%s)", queue, type(error).__name__)
+        return None

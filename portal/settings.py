@@ -266,6 +266,12 @@ CELERY_TASK_SOFT_TIME_LIMIT = env_int("CELERY_TASK_SOFT_TIME_LIMIT", 240)
 CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 300)
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# A worker that loses the broker reconnects by itself, forever (Celery's default gives up after
+# 100 attempts and exits), trying at most every few seconds (portal.celery.Consumer).
+CELERY_BROKER_CONNECTION_RETRY = True
+CELERY_BROKER_CONNECTION_MAX_RETRIES = None
+CELERY_BROKER_RECONNECT_MAX_SECONDS = env_int("CELERY_BROKER_RECONNECT_MAX_SECONDS", 5)
+CELERY_WORKER_CONSUMER = "portal.celery:Consumer"
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 # Keep a worker's database connection across tasks (Celery's Django fixup otherwise closes
 # it around every task, so each event would open two new PostgreSQL connections).
@@ -277,6 +283,9 @@ CELERY_BEAT_SCHEDULE = {
     "sweep-outbox": {
         "task": "portal.maintenance.sweep",
         "schedule": float(env_int("PORTAL_SWEEP_SECONDS", 10)),
+        # A sweep the workers did not take before the next one is due is dropped: beat must
+        # not pile them up while the workers are down, to run all at once when they return.
+        "options": {"expire_seconds": max(1, env_int("PORTAL_SWEEP_SECONDS", 10))},
     },
     "reconcile-subscriptions": {
         "task": "portal.maintenance.reconcile_subscriptions",

@@ -279,3 +279,30 @@ def test_subscribing_a_processflow_url_that_is_not_deployed_fails_saying_so(host
     assert result.status == FAILED
     assert result.error == "Step 'subscribe': Deploy that processflow first."
     assert calendly_sandbox.exchanges == []
+
+
+def test_an_action_is_recorded_with_its_idempotency_key_before_the_application_is_called(
+    host, destination, calendly_sandbox
+):
+    execute(host, booking(), trigger(calendly_sandbox))
+
+    sending = [r for r in host.records if r.name == "forward" and r.status == "running"]
+    assert [r.request for r in sending] == [{"idempotency_key": "run-1:forward"}]
+    assert last_records(host)[2].request["idempotency_key"] == "run-1:forward"
+
+
+def test_an_action_in_flight_when_its_attempt_stopped_is_sent_again_with_the_same_key(
+    host, destination, calendly_sandbox, caplog
+):
+    execute(host, booking(), trigger(calendly_sandbox))
+    previous = last_records(host)
+    # The worker was killed after the call went out, before its answer was recorded.
+    previous[2] = next(r for r in host.records if r.name == "forward" and r.status == "running")
+
+    result = execute(host, booking(), trigger(calendly_sandbox), previous=previous)
+
+    assert result.status == SUCCEEDED
+    assert [r["key"] for r in destination.requests] == ["run-1:forward", "run-1:forward"]
+    assert len(destination.documents) == 1  # the destination honours the key
+    assert last_records(host)[2].attempts == 2
+    assert "may have received it" in caplog.text

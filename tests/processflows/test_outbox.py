@@ -14,6 +14,7 @@ from portal.processflows import outbox, tasks
 from portal.processflows.models import Outbox, Run, RunStatus
 from portal.processflows.relay import relay_once
 from tests.factories import every, make_credential, make_event, make_processflow, make_run
+from tests.processes import purge_queues
 from tests.processflows.reliability.support import Hook, deploy_hook, eager_tasks
 
 BOUND = 60
@@ -22,6 +23,24 @@ BOUND = 60
 @pytest.fixture(autouse=True)
 def _bound(settings):
     settings.PORTAL_OUTBOX_REDELIVERY_SECONDS = BOUND
+
+
+@pytest.fixture(autouse=True)
+def _empty_queues():
+    """The sweeper reads the queues' depth: no message of an earlier test may be in them."""
+    purge_queues()
+    yield
+    purge_queues()
+
+
+def take_from_queue(queue: str, count: int) -> None:
+    """Consume ``count`` messages without acknowledging them, as a worker killed right
+    after taking them leaves the queue: the oldest first."""
+    from portal.celery import app
+
+    with app.connection_for_write() as conn:
+        for _ in range(count):
+            assert conn.default_channel.basic_get(queue=queue, no_ack=True) is not None
 
 
 @pytest.fixture
@@ -120,17 +139,89 @@ def test_a_done_entry_is_not_published_again(hook, sweep):
     assert every(Run).filter(event=entry.event).count() == 1
 
 
-def test_an_entry_published_but_never_done_is_published_again_only_after_another_bound(hook):
+def test_an_entry_whose_message_still_waits_in_the_queue_is_not_published_again(hook):
     entry = accepted(hook, age=BOUND + 1)
-
     first = outbox.sweep()
     second = outbox.sweep()
-    Outbox.objects.filter(pk=entry.pk).update(published_at=ago(BOUND + 1))
+    Outbox.objects.filter(pk=entry.pk).update(published_at=ago(10 * BOUND))
+
     third = outbox.sweep()
 
-    assert [first["events"], second["events"], third["events"]] == [1, 0, 1]
+    assert [first["events"], second["events"], third["events"]] == [1, 0, 0]
+    entry.refresh_from_db()
+    assert entry.publish_attempts == 1
+
+
+def test_an_entry_published_but_never_done_is_published_again_once_its_message_is_lost(hook):
+    entry = accepted(hook, age=BOUND + 1)
+    outbox.sweep()
+    take_from_queue("intake", 1)  # its worker died with it
+    within_the_bound = outbox.sweep()
+    Outbox.objects.filter(pk=entry.pk).update(published_at=ago(BOUND + 1))
+
+    after_the_bound = outbox.sweep()
+
+    assert [within_the_bound["events"], after_the_bound["events"]] == [0, 1]
     entry.refresh_from_db()
     assert entry.publish_attempts == 2
+
+
+def test_while_a_backlog_drains_no_entry_is_published_again(hook):
+    entries = [accepted(hook, email=f"guest{i}@example.com") for i in range(5)]
+    relay_once()
+    Outbox.objects.filter(pk__in=[e.pk for e in entries]).update(
+        created_at=ago(10 * BOUND), published_at=ago(5 * BOUND)
+    )
+
+    assert outbox.sweep()["events"] == 0
+
+
+def test_only_as_many_entries_as_the_queue_lost_are_published_again_oldest_first(hook):
+    entries = [accepted(hook, email=f"guest{i}@example.com") for i in range(5)]
+    relay_once()
+    for age, entry in zip(range(9, 4, -1), entries, strict=True):
+        Outbox.objects.filter(pk=entry.pk).update(
+            created_at=ago(10 * BOUND), published_at=ago(age * BOUND)
+        )
+    take_from_queue("intake", 2)
+
+    assert outbox.sweep()["events"] == 2
+
+    attempts = Outbox.objects.filter(pk__in=[e.pk for e in entries]).order_by("pk")
+    assert list(attempts.values_list("publish_attempts", flat=True)) == [2, 2, 1, 1, 1]
+
+
+def test_a_sweep_while_another_is_running_does_nothing(hook):
+    accepted(hook, age=BOUND + 1)
+    holding, release = threading.Event(), threading.Event()
+
+    def another_sweep():
+        try:
+            with outbox._only_one_sweeper() as mine:
+                assert mine
+                holding.set()
+                release.wait(timeout=120)
+        finally:
+            connection.close()
+
+    other = threading.Thread(target=another_sweep)
+    other.start()
+    try:
+        assert holding.wait(timeout=120)
+        during = outbox.sweep()
+    finally:
+        release.set()
+        other.join(timeout=120)
+    after = outbox.sweep()
+
+    assert (during["skipped"], during["events"]) == (1, 0)
+    assert (after["skipped"], after["events"]) == (0, 1)
+
+
+def test_beat_drops_a_sweep_the_worker_did_not_take_before_the_next_is_due(settings):
+    entry = settings.CELERY_BEAT_SCHEDULE["sweep-outbox"]
+
+    assert 0 < entry["options"]["expire_seconds"] <= entry["schedule"]
 
 
 def test_processing_an_event_twice_makes_one_run(hook):
@@ -232,7 +323,7 @@ def test_a_run_whose_lease_is_still_valid_is_left_to_its_worker(hook, sweep):
         lease_expires_at=timezone.now() + timedelta(seconds=30),
     )
 
-    assert sweep() == {"events": 0, "runs": 0, "released": 0}
+    assert sweep() == {"events": 0, "runs": 0, "released": 0, "skipped": 0}
     run.refresh_from_db()
     assert run.status == RunStatus.RUNNING
     assert run.lease_owner == "a-live-worker"
@@ -259,12 +350,22 @@ def test_a_waiting_run_is_published_again_at_most_once_per_bound(hook):
 
     first = outbox.sweep()["runs"]
     second = outbox.sweep()["runs"]
+    take_from_queue("actions", 1)
     every(Run).filter(pk=run.pk).update(next_attempt_at=ago(BOUND + 1))
     third = outbox.sweep()["runs"]
 
     assert [first, second, third] == [1, 0, 1]
     run.refresh_from_db()
     assert run.status == RunStatus.QUEUED
+
+
+def test_a_waiting_run_whose_message_is_still_queued_is_not_published_again(hook):
+    run = make_run(make_event(hook.deployment))
+    every(Run).filter(pk=run.pk).update(created_at=ago(BOUND + 1))
+    outbox.sweep()
+    every(Run).filter(pk=run.pk).update(next_attempt_at=ago(10 * BOUND))
+
+    assert outbox.sweep()["runs"] == 0
 
 
 def test_a_retrying_run_not_yet_due_is_left_alone(hook):

@@ -1,15 +1,15 @@
 """``manage.py runall``: the web server, a Celery worker, the scheduler and the outbox
 relay, together.
 
-For development and demos (``make run``). Ctrl-C stops them all. Production runs each as
-its own service (see docker-compose.yml). Unless ``PORTAL_BASE_URL`` is set, the processes
-are given the URL of ``--addr``, so Processflow URLs and webhook subscriptions point at the
-port the portal really listens on.
+For development and demos (``make run``). A child that exits is started again with backoff
+(``portal.ops.supervisor``), as Compose's ``restart: unless-stopped`` does in production,
+where each runs as its own service (see docker-compose.yml); Ctrl-C stops them all. Unless
+``PORTAL_BASE_URL`` is set, the processes are given the URL of ``--addr``, so Processflow URLs
+and webhook subscriptions point at the port the portal really listens on.
 """
 
 import os
 import signal
-import subprocess
 import sys
 import time
 
@@ -17,6 +17,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand
 
 from portal.celery import QUEUES
+from portal.ops.supervisor import Supervisor
 
 
 def base_url_for(addr: str) -> str:
@@ -56,10 +57,10 @@ class Command(BaseCommand):
             ],
             "relay": [python, "manage.py", "relay_outbox"],
         }  # fmt: skip
-        processes = {
-            name: subprocess.Popen(command, cwd=settings.BASE_DIR, env=env)  # noqa: S603
-            for name, command in commands.items()
-        }
+        supervisor = Supervisor(
+            commands, cwd=settings.BASE_DIR, env=env, log=lambda line: self.stderr.write(line)
+        )
+        supervisor.start()
         self.stdout.write(
             self.style.SUCCESS(
                 f"Connect Portal is running at {url}/ (web, worker, beat, relay; for "
@@ -76,19 +77,8 @@ class Command(BaseCommand):
         signal.signal(signal.SIGTERM, stop)
         try:
             while not stopping:
-                for name, process in processes.items():
-                    if process.poll() is not None:
-                        self.stderr.write(f"{name} exited with code {process.returncode}.")
-                        stopping = True
-                time.sleep(0.5)
+                supervisor.check()
+                time.sleep(0.2)
         finally:
-            for process in processes.values():
-                if process.poll() is None:
-                    process.send_signal(signal.SIGTERM)
-            deadline = time.monotonic() + 10
-            for process in processes.values():
-                try:
-                    process.wait(timeout=max(0.1, deadline - time.monotonic()))
-                except subprocess.TimeoutExpired:
-                    process.kill()
+            supervisor.stop()
             self.stdout.write("Stopped.")
