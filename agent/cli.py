@@ -136,7 +136,11 @@ def cmd_run(args) -> int:
             flush=True,
         )
     else:
-        worker = Worker(registration, concurrency=args.concurrency)
+        worker = Worker(
+            registration,
+            concurrency=args.concurrency,
+            heartbeat_seconds=float(os.environ.get("CONNECT_AGENT_HEARTBEAT_SECONDS", "15")),
+        )
         worker.start()
         print(
             f"Working for {registration.portal_url} as {registration.name!r} "

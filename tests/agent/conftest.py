@@ -38,6 +38,13 @@ def agent_env(**extra: str) -> dict[str, str]:
     return env
 
 
+def printed_password(output: str) -> str:
+    """The local account's password a command printed at first start."""
+    found = PASSWORD_LINE.search(output)
+    assert found, f"no password printed in: {output!r}"
+    return found.group(1)
+
+
 def agent_cli(data: Path, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
     """Run one ``python -m agent`` command on ``data``; its output as text."""
     return processes.run(
@@ -50,13 +57,17 @@ def agent_cli(data: Path, *args: str, env: dict | None = None) -> subprocess.Com
 class RunningAgent:
     """``connect-agent run`` as a child: its UI's URL and the password it printed."""
 
-    def __init__(self, process: processes.Process, url: str, data: Path):
+    def __init__(self, process: processes.Process, url: str, data: Path, password: str = ""):
         self.process = process
         self.url = url
         self.data = data
+        self._password = password
 
     @property
     def password(self) -> str:
+        """The password given, else the one ``run`` printed at first start."""
+        if self._password:
+            return self._password
         found = PASSWORD_LINE.search(self.process.output())
         assert found, "the agent printed no password at first start"
         return found.group(1)
@@ -88,7 +99,8 @@ def start_agent(agent_data) -> Iterator:
     """``start_agent(env=…, concurrency=…)`` -> a RunningAgent, ended after the test."""
     with ExitStack() as stack:
 
-        def start(*, env: dict | None = None, concurrency: int = 4, data: Path | None = None):
+        def start(*, env: dict | None = None, concurrency: int = 4, data: Path | None = None,
+                  password: str = ""):  # fmt: skip
             port = free_port()
             url = f"http://127.0.0.1:{port}/"
             process = processes.start(
@@ -99,7 +111,7 @@ def start_agent(agent_data) -> Iterator:
                 what="serve its local UI",
             )  # fmt: skip
             stack.callback(process.stop)
-            return RunningAgent(process, url, data or agent_data)
+            return RunningAgent(process, url, data or agent_data, password)
 
         yield start
 

@@ -45,7 +45,9 @@ def test_a_used_registration_key_is_refused_with_the_portals_message(
     agent_data, tmp_path, protocol_portal
 ):
     agent_cli(agent_data, "register", "--portal", protocol_portal.url, "--key", KEY)
-    second = agent_cli(tmp_path / "other", "register", "--portal", protocol_portal.url, "--key", KEY)
+    second = agent_cli(
+        tmp_path / "other", "register", "--portal", protocol_portal.url, "--key", KEY
+    )
     assert second.returncode == 1
     assert "This registration key is not valid: it may have expired or been used." in second.stderr
 

@@ -89,7 +89,9 @@ def test_a_name_differing_only_in_case_is_refused(agent_data):
         SAVE_TWO
         + """
 try:
-    store.save_connection(application="calendly", name="A", fields={}, secrets={"personal_access_token": "x" * 20})
+    store.save_connection(
+        application="calendly", name="A", fields={}, secrets={"personal_access_token": "x" * 20}
+    )
 except store.InputProblem as error:
     print(error.problems["name"][0])
 """,
