@@ -428,10 +428,16 @@ class Worker:
     # --- State for `status` and the UI ---------------------------------------------------------
 
     def _note_contact(self) -> None:
+        if getattr(self, "_last_error", None):
+            logger.info("the portal answers again")
+        self._last_error = None
         Registration.objects.filter(pk=1).update(last_contact_at=timezone.now(), last_error="")
 
     def _note_error(self, error: str) -> None:
-        logger.warning("%s", error)
+        # An outage is logged when it starts (or changes), not on every retry.
+        if error != getattr(self, "_last_error", None):
+            logger.warning("%s (retrying with backoff)", error)
+        self._last_error = error
         Registration.objects.filter(pk=1).update(last_error=error[:500])
 
     def _revoked(self) -> None:

@@ -47,7 +47,10 @@ class ProtocolPortal:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def queue_run(self, run_id: int, definition: dict, trigger: dict, **extra) -> str:
+    def queue_run(
+        self, run_id: int, definition: dict, trigger: dict, *, stale: bool = False, **extra
+    ) -> str:
+        """Lease a run to the agent (``stale``: the lease it gets was already taken over)."""
         lease = f"lease-{run_id}-{len(self.leases)}"
         run = {
             "id": run_id, "uid": f"run-uid-{run_id}", "attempt": 1, "lease": lease,
@@ -58,7 +61,7 @@ class ProtocolPortal:
             **extra,
         }  # fmt: skip
         with self.lock:
-            self.leases[run_id] = lease
+            self.leases[run_id] = "someone-else" if stale else lease
             self.jobs.append({"kind": "run", "id": f"run:{run_id}", "run": run})
             self.lock.notify_all()
         return lease
