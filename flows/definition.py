@@ -76,6 +76,11 @@ class CredentialCatalog(Protocol):
         ...
 
 
+# A catalog whose references name a credential *within* an application (an agent's
+# credentials are named per application: "main" of Calendly) may also offer
+# ``find_for(ref, application) -> CredentialInfo | str``; the checks prefer it.
+
+
 # --- Applications, as the connectors declare them -------------------------------------------
 
 
@@ -160,7 +165,8 @@ def _application(where: str, name) -> connectors.Connector:
 
 
 def _credential(catalog: CredentialCatalog, where: str, ref, app: connectors.Connector):
-    found = catalog.find(ref)
+    find_for = getattr(catalog, "find_for", None)
+    found = find_for(ref, app.name) if find_for is not None else catalog.find(ref)
     if isinstance(found, str):
         raise DefinitionError(where, found)
     if found.application != app.name:

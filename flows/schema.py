@@ -25,8 +25,18 @@ FILTERS: dict[str, Any] = {
     },
 }
 CREDENTIAL: dict[str, Any] = {
-    "type": "integer",
-    "description": "The id of a stored credential of the organization, for this application.",
+    "oneOf": [
+        {
+            "type": "integer",
+            "description": "On the Cloud agent: the id of a stored credential of the "
+            "organization, for this application.",
+        },
+        {
+            "type": "string",
+            "description": "On an on-premise agent group: the name of the credential of this "
+            "application on the agents (e.g. main).",
+        },
+    ],
 }
 
 

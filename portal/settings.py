@@ -143,6 +143,7 @@ INSTALLED_APPS = [
     "portal.vault",
     "portal.processflows",
     "portal.notifications",
+    "portal.agents",
 ]
 
 MIDDLEWARE = [
@@ -359,6 +360,8 @@ PORTAL_OUTBOX_REDELIVERY_SECONDS = env_int("PORTAL_OUTBOX_REDELIVERY_SECONDS", 6
 # A worker holds a run for this long, renewed before each step; a killed worker's run is
 # taken over after it. Longer than a task may live, so a live worker never loses its run.
 PORTAL_RUN_LEASE_SECONDS = env_int("PORTAL_RUN_LEASE_SECONDS", CELERY_TASK_TIME_LIMIT + 60)
+# Agent long-polls one process holds waiting at once (each holds a request thread up to 25 s).
+PORTAL_AGENT_LONG_POLLS = env_int("PORTAL_AGENT_LONG_POLLS", 16)
 PORTAL_RUN_MAX_ATTEMPTS = env_int("PORTAL_RUN_MAX_ATTEMPTS", 5)
 PORTAL_RUN_RETRY_BASE_SECONDS = env_int("PORTAL_RUN_RETRY_BASE_SECONDS", 10)
 PORTAL_RUN_RETRY_MAX_SECONDS = env_int("PORTAL_RUN_RETRY_MAX_SECONDS", 600)

@@ -21,6 +21,7 @@ urlpatterns = [
     path("", include("portal.api.page_urls")),
     path("", include("portal.vault.urls")),
     path("", include("portal.notifications.urls")),
+    path("", include("portal.agents.urls")),
     path("api/", include("portal.api.urls")),
     path("healthz", healthz, name="healthz"),
     # The admin has no login or password page of its own: the portal's pages and their lockout.

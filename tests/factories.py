@@ -118,3 +118,30 @@ def make_run(event: TriggerEvent, **fields) -> Run:
         event=event,
         **fields,
     )
+
+
+def make_agent(organization: Organization, *, name: str = "Plant A", group=None):
+    """An agent (not registered yet) in its own group, or in ``group``; returns the
+    services' IssuedKey: ``.agent`` and the one-time ``.key``."""
+    from portal.agents import services as agent_services
+
+    return agent_services.create_agent(
+        organization,
+        actor=owner_of(organization),
+        name=name,
+        group_id=group.pk if group is not None else None,
+    )
+
+
+def register_agent(organization: Organization, *, name: str = "Plant A", group=None,
+                   applications: list | None = None):  # fmt: skip
+    """A registered agent and its secret (``.agent``, ``.secret``); ``applications`` is
+    what it reports configured, e.g. ``[{"application": "calendly", "name": "main",
+    "valid": True}]``."""
+    from portal.agents import services as agent_services
+
+    issued = make_agent(organization, name=name, group=group)
+    registered = agent_services.register(key=issued.key, hostname="plant-a.local", version="1.0")
+    if applications is not None:
+        agent_services.heartbeat(registered.agent, applications=applications)
+    return registered

@@ -11,6 +11,8 @@ from django.views.decorators.csp import csp_override
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import SimpleRouter
 
+from portal.agents import transport
+from portal.agents.api import AgentGroupViewSet, AgentViewSet
 from portal.api.api import ApiTokenViewSet, MeView
 from portal.api.errors import not_found
 from portal.processflows.api import EventViewSet, ProcessflowViewSet, RunViewSet
@@ -30,11 +32,25 @@ tenant.register("credentials", CredentialViewSet, basename="credential")
 tenant.register("processflows", ProcessflowViewSet, basename="processflow")
 tenant.register("runs", RunViewSet, basename="run")
 tenant.register("events", EventViewSet, basename="event")
+tenant.register("agents", AgentViewSet, basename="agent")
+tenant.register("agent-groups", AgentGroupViewSet, basename="agent-group")
+
+# The on-premise agent's transport: the agent program calls these with its own secret.
+agent_transport = [
+    path("register", transport.RegisterView.as_view(), name="agent-register"),
+    path("heartbeat", transport.HeartbeatView.as_view(), name="agent-heartbeat"),
+    path("jobs", transport.JobsView.as_view(), name="agent-jobs"),
+    path("jobs/<str:job_id>/result", transport.JobResultView.as_view(), name="agent-job-result"),
+    path("runs/<int:run_id>/steps", transport.RunStepView.as_view(), name="agent-run-steps"),
+    path("runs/<int:run_id>/lease", transport.RunLeaseView.as_view(), name="agent-run-lease"),
+    path("runs/<int:run_id>/finish", transport.RunFinishView.as_view(), name="agent-run-finish"),
+]
 
 app_name = "api"
 
 urlpatterns = [
     path("v1/me/", MeView.as_view(), name="me"),
+    path("v1/agent/", include(agent_transport)),
     path("v1/", include(organizations.urls)),
     path(
         "v1/organizations/<slug:org>/applications/<slug:application>/actions/<path:action>/execute/",

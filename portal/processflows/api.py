@@ -51,6 +51,11 @@ class DeliveryVerificationSerializer(serializers.Serializer):
     message = serializers.CharField(help_text="What to show while failing; empty otherwise.")
 
 
+class NamedRefSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+
+
 class DeploymentSerializer(serializers.ModelSerializer):
     """A deployment with its registration state and delivery verification (webhook) or
     schedule and cursor (polling). Give ``context["verification"]`` (from
@@ -58,17 +63,30 @@ class DeploymentSerializer(serializers.ModelSerializer):
 
     processflow = serializers.IntegerField(source="processflow_id", read_only=True)
     version = serializers.IntegerField(source="version.number", read_only=True)
+    agent = serializers.SerializerMethodField(
+        help_text="cloud: the Cloud agent (the portal's workers); agent_group: the "
+        "on-premise agent group in agent_group."
+    )
+    agent_group = NamedRefSerializer(
+        read_only=True,
+        allow_null=True,
+        help_text="The on-premise agent group it runs on; null: the Cloud agent.",
+    )
     schedule = serializers.SerializerMethodField()
     delivery_verification = serializers.SerializerMethodField()
 
     class Meta:
         model = Deployment
         fields = [
-            "id", "processflow", "version", "agent", "state", "registration_state",
+            "id", "processflow", "version", "agent", "agent_group", "state", "registration_state",
             "registration_message", "registered_url", "subscription_uri", "bad_signature_count",
             "last_bad_signature_at", "delivery_verification", "schedule", "cursor",
             "deployed_at", "undeployed_at", "reconciled_at",
         ]  # fmt: skip
+
+    @extend_schema_field(serializers.ChoiceField(choices=["cloud", "agent_group"]))
+    def get_agent(self, deployment) -> str:
+        return "cloud" if deployment.agent_group_id is None else "agent_group"
 
     def get_schedule(self, deployment) -> dict | None:
         if deployment.processflow.trigger_type != "polling":
@@ -122,6 +140,14 @@ class ProcessflowSerializer(serializers.ModelSerializer):
         write_only=True,
         help_text="The flow definition: the trigger and the steps (see ProcessflowDefinition).",
     )
+    agent_group = serializers.IntegerField(
+        source="agent_group_id",
+        required=False,
+        allow_null=True,
+        min_value=1,
+        help_text="The on-premise agent group it is meant for (its credentials are then "
+        "names on the agents); null or absent: the Cloud agent.",
+    )
     latest_version = serializers.SerializerMethodField()
     processflow_url = serializers.SerializerMethodField()
     deployment = serializers.SerializerMethodField()
@@ -129,8 +155,8 @@ class ProcessflowSerializer(serializers.ModelSerializer):
     class Meta:
         model = Processflow
         fields = [
-            "id", "name", "description", "trigger_type", "definition", "latest_version",
-            "processflow_url", "deployment", "created_at", "updated_at",
+            "id", "name", "description", "trigger_type", "agent_group", "definition",
+            "latest_version", "processflow_url", "deployment", "created_at", "updated_at",
         ]  # fmt: skip
         read_only_fields = ["id", "trigger_type", "created_at", "updated_at"]
 
@@ -155,6 +181,13 @@ class ProcessflowUpdateSerializer(serializers.Serializer):
     name = serializers.CharField(required=False)
     description = serializers.CharField(required=False, allow_blank=True)
     definition = DefinitionField(required=False)
+    agent_group = serializers.IntegerField(
+        required=False,
+        allow_null=True,
+        min_value=1,
+        help_text="Move the flow to this agent group (null: the Cloud agent); its definition "
+        "is checked against the new agent.",
+    )
 
 
 class RunNowSerializer(serializers.Serializer):
@@ -176,13 +209,26 @@ class StepRunSerializer(serializers.ModelSerializer):
 class RunSerializer(serializers.ModelSerializer):
     processflow = serializers.IntegerField(source="processflow_id")
     version = serializers.IntegerField(source="version.number")
+    agent = NamedRefSerializer(
+        allow_null=True,
+        read_only=True,
+        help_text="The on-premise agent that ran it (last); null on the Cloud agent.",
+    )
+    waiting_for = serializers.SerializerMethodField(
+        help_text='For a waiting run whose agent group has no agent online: "Waiting for '
+        'agent group X, offline since …"; empty otherwise.'
+    )
 
     class Meta:
         model = Run
         fields = [
             "id", "uid", "processflow", "version", "event", "replay_of", "status", "attempt",
-            "error", "created_at", "started_at", "finished_at", "next_attempt_at",
+            "agent", "waiting_for", "error", "created_at", "started_at", "finished_at",
+            "next_attempt_at",
         ]  # fmt: skip
+
+    def get_waiting_for(self, run) -> str:
+        return selectors.waiting_for_agents(run, statuses=self.context.setdefault("groups", {}))
 
 
 class RunDetailSerializer(RunSerializer):
@@ -262,6 +308,7 @@ class ProcessflowViewSet(
             name=serializer.validated_data["name"],
             description=serializer.validated_data.get("description", ""),
             definition=serializer.validated_data["definition"],
+            agent_group=serializer.validated_data.get("agent_group_id"),
         )
         return Response(ProcessflowSerializer(flow).data, status=status.HTTP_201_CREATED)
 

@@ -11,7 +11,21 @@ from flows.definition import credentials_used
 from portal.tenancy.models import Organization
 from portal.vault.models import Credential
 
-__all__ = ["DefinitionError", "clean_definition", "credentials_used"]
+__all__ = ["DefinitionError", "agent_credentials_used", "clean_definition", "credentials_used"]
+
+
+def agent_credentials_used(definition: dict) -> list[tuple[str, str]]:
+    """``(application, name)`` of each credential an agent-group definition names, trigger
+    first, without repeats (on an agent a name is unique per application only)."""
+    pairs = []
+    trigger = definition.get("trigger", {})
+    source = trigger.get("source") or {}
+    for spec in [trigger, source, *definition.get("steps", [])]:
+        if spec.get("credential") not in (None, "") and spec.get("application"):
+            pair = (spec["application"], str(spec["credential"]))
+            if pair not in pairs:
+                pairs.append(pair)
+    return pairs
 
 
 class DefinitionError(ValidationError):
@@ -38,9 +52,24 @@ class OrganizationCredentials:
         return flows.CredentialInfo(ref, credential["name"], credential["application"])
 
 
-def clean_definition(organization: Organization, definition) -> dict:
-    """Check and normalise a definition; raises DefinitionError naming the first problem."""
+def clean_definition(organization: Organization, definition, *, agent_group=None) -> dict:
+    """Check and normalise a definition; raises DefinitionError naming the first problem.
+
+    For a flow meant for an on-premise ``agent_group`` credentials are names on its agents,
+    checked against what they report configured; an application they lack is remembered on
+    the group (so call this outside a transaction that the refusal rolls back).
+    """
+    if agent_group is None:
+        catalog = OrganizationCredentials(organization)
+    else:
+        from portal.agents.catalog import AgentGroupCredentials
+
+        catalog = AgentGroupCredentials(agent_group)
     try:
-        return flows.check(definition, credentials=OrganizationCredentials(organization))
+        return flows.check(definition, credentials=catalog)
     except flows.DefinitionError as error:
+        if agent_group is not None and catalog.missing:
+            from portal.agents.services import request_applications
+
+            request_applications(agent_group, catalog.missing)
         raise DefinitionError({error.where: [error.message]}) from None

@@ -19,6 +19,7 @@ from typing import Any
 from django.http import QueryDict
 
 from flows.definition import MAX_STEPS, filled_by_host, trigger_options
+from portal.agents import selectors as agent_selectors
 from portal.applications import declarations
 from portal.processflows.models import Processflow, TriggerEvent
 from portal.processflows.registration import processflow_url
@@ -40,6 +41,8 @@ class Draft:
 
     name: str = ""
     description: str = ""
+    #: The on-premise agent group it is meant for (its id), or None for the Cloud agent.
+    agent_group: int | None = None
     definition: dict = field(default_factory=dict)
     #: ``{"trigger": {...}, "steps": {"<name>": {...}}}``: data shown to pick paths from.
     samples: dict = field(default_factory=lambda: {"trigger": None, "steps": {}})
@@ -67,6 +70,7 @@ def draft_of(flow: Processflow, definition: dict) -> Draft:
     draft = Draft(
         name=flow.name,
         description=flow.description,
+        agent_group=flow.agent_group_id,
         definition=json.loads(json.dumps(definition)),
     )
     event = (
@@ -124,12 +128,20 @@ def _filter_rows(post: QueryDict, prefix: str, application: str, action: str) ->
     return rows
 
 
+def _agent_credential(value) -> str | None:
+    return value.strip() or None if isinstance(value, str) else None
+
+
 def draft_from_post(post: QueryDict) -> Draft:
     """The draft the designer's form describes (no checks: that is the definition's job)."""
     draft = Draft(
         name=post.get("name", ""),
         description=post.get("description", ""),
+        agent_group=_int(post.get("agent_group")),
     )
+    # On an agent group a credential is the name it has on the agents; on the Cloud agent,
+    # the id of a stored credential.
+    _credential = _agent_credential if draft.agent_group else _int
     kind = post.get("trigger_type") or "webhook"
     if kind == "polling":
         schedule_kind = post.get("schedule_kind") or "every"
@@ -146,11 +158,11 @@ def draft_from_post(post: QueryDict) -> Draft:
             trigger["source"] = {
                 "application": application,
                 "action": action,
-                "credential": _int(post.get("src-credential")),
+                "credential": _credential(post.get("src-credential")),
                 "filters": _filter_rows(post, "src", application, action),
             }
     else:
-        credential = _int(post.get("t-credential"))
+        credential = _credential(post.get("t-credential"))
         application = post.get("t-application") or ""
         trigger = {
             "type": "webhook",
@@ -187,7 +199,7 @@ def draft_from_post(post: QueryDict) -> Draft:
             "type": "action",
             "application": application,
             "action": action,
-            "credential": _int(post.get(f"{prefix}-credential")),
+            "credential": _credential(post.get(f"{prefix}-credential")),
             "filters": _filter_rows(post, prefix, application, action),
         }
         if post.get(f"{prefix}-document", "").strip():
@@ -284,6 +296,24 @@ def _credential_options(credentials: list[Credential], application: str, chosen)
     return options
 
 
+def _agent_credential_options(group, application: str, chosen) -> list[dict]:
+    """The names the group's agents report for the application (validity beside them)."""
+    names: dict[str, bool] = {}
+    for agent in agent_selectors.active_agents(group):
+        for entry in agent.applications or []:
+            if entry.get("application") == application:
+                names[entry["name"]] = names.get(entry["name"], False) or bool(entry.get("valid"))
+    return [
+        {
+            "id": name,
+            "label": name if valid else f"{name} (not valid)",
+            "selected": name == chosen,
+            "status": "valid" if valid else "invalid",
+        }
+        for name, valid in sorted(names.items())
+    ]
+
+
 def _param_input(app, action: str, param, rows: list[list[str]], prefix: str) -> dict:
     values = [value for key, value in rows if key == param.key]
     schema = param.schema
@@ -351,7 +381,16 @@ def _actions_of(application: str) -> list[tuple[str, str]]:
 def context(organization: Organization, draft: Draft, *, flow: Processflow | None = None) -> dict:
     """Everything the designer template needs to show ``draft``."""
     applications = declarations.all_applications()
-    credentials = list(list_credentials(organization).select_related(None))
+    groups = list(agent_selectors.list_groups(organization))
+    group = next((g for g in groups if g.pk == draft.agent_group), None)
+    draft.agent_group = group.pk if group else None
+    credentials = [] if group else list(list_credentials(organization).select_related(None))
+
+    def credential_options(application: str, chosen) -> list[dict]:
+        if group is not None:
+            return _agent_credential_options(group, application, chosen)
+        return _credential_options(credentials, application, chosen)
+
     trigger = draft.trigger
     webhook_apps = [app for app in applications if app.webhooks and app.webhooks.events]
     # A webhook trigger's application follows its credential when only that was chosen.
@@ -396,9 +435,11 @@ def context(organization: Organization, draft: Draft, *, flow: Processflow | Non
                 "step": step,
                 "form": form,
                 "actions": _actions_of(step.get("application", "")),
-                "credentials": _credential_options(
-                    credentials, step.get("application", ""), step.get("credential")
+                "credentials": credential_options(
+                    step.get("application", ""), step.get("credential")
                 ),
+                "credential_field": f"{prefix}-credential",
+                "no_application": not step.get("application"),
                 "paths": available,
                 "sample": sample,
                 "sample_json": json.dumps(sample) if sample is not None else "",
@@ -418,9 +459,9 @@ def context(organization: Organization, draft: Draft, *, flow: Processflow | Non
         "trigger": trigger,
         "applications": [(app.name, app.display_name) for app in applications],
         "webhook_applications": [(app.name, app.display_name) for app in webhook_apps],
-        "webhook_credentials": _credential_options(
-            credentials, webhook_app, trigger.get("credential")
-        ),
+        "webhook_credentials": credential_options(webhook_app, trigger.get("credential")),
+        "agent_groups": groups,
+        "agent_group": group,
         "available_events": available_events,
         "subscription_options": options,
         "event_notes": dict(webhook.notes) if webhook else {},
@@ -437,8 +478,8 @@ def context(organization: Organization, draft: Draft, *, flow: Processflow | Non
             source.get("filters", []),
             "src",
         ),
-        "source_credentials": _credential_options(
-            credentials, source.get("application", ""), source.get("credential")
+        "source_credentials": credential_options(
+            source.get("application", ""), source.get("credential")
         ),
         "schedule": trigger.get("schedule") or {"every_seconds": 300},
         "steps": steps,

@@ -7,6 +7,7 @@ organization of the row it names, so that the task reads it through ``for_tenant
 
 from __future__ import annotations
 
+from portal.agents.wake import wake
 from portal.queues import enqueue
 
 PROCESS_EVENT = "portal.intake.process_event"
@@ -33,8 +34,29 @@ def publish_events(events: list[tuple[int, int]]) -> int:
     return sent
 
 
-def publish_run(organization_id: int, run_id: int, *, countdown: float = 0) -> bool:
-    """Queue a run for execution; False (logged) if the broker is unreachable."""
+_UNKNOWN = object()
+
+
+def publish_run(
+    organization_id: int, run_id: int, *, countdown: float = 0, agent_group_id=_UNKNOWN
+) -> bool:
+    """Queue a run for execution; False (logged) if the broker is unreachable.
+
+    A run of a deployment on an on-premise agent group never goes to Celery: its agents
+    take it themselves (long-poll), so this wakes them instead. Callers that know the
+    deployment's ``agent_group_id`` (None: the Cloud agent) pass it and save a query.
+    """
+    if agent_group_id is _UNKNOWN:
+        from portal.processflows.models import Run
+
+        agent_group_id = (
+            Run.objects.for_tenant(organization_id)
+            .filter(pk=run_id)
+            .values_list("deployment__agent_group_id", flat=True)
+            .first()
+        )
+    if agent_group_id is not None:
+        return wake(agent_group_id)
     return enqueue(EXECUTE_RUN, organization_id, run_id, countdown=countdown)
 
 

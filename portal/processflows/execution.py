@@ -50,6 +50,17 @@ def _lease() -> timezone.datetime:
     return timezone.now() + timedelta(seconds=settings.PORTAL_RUN_LEASE_SECONDS)
 
 
+def claimable(now) -> Q:
+    """Runs a claim may take at ``now``: waiting and due with no live lease, or running with
+    an expired one (its worker or agent is gone)."""
+    due = Q(status__in=[RunStatus.QUEUED, RunStatus.RETRYING]) & (
+        Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now)
+    )
+    free = Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=now)
+    abandoned = Q(status=RunStatus.RUNNING, lease_expires_at__lt=now)
+    return (due & free) | abandoned
+
+
 def claim(organization_id: int, run_id: int) -> Run | None:
     """Take the run for this worker, or None if it is done, not due, or held by another.
 
@@ -58,15 +69,10 @@ def claim(organization_id: int, run_id: int) -> Run | None:
     """
     now = timezone.now()
     token = uuid.uuid4().hex
-    due = Q(status__in=[RunStatus.QUEUED, RunStatus.RETRYING]) & (
-        Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now)
-    )
-    free = Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=now)
-    abandoned = Q(status=RunStatus.RUNNING, lease_expires_at__lt=now)
     runs = Run.objects.for_tenant(organization_id)
     claimed = (
         runs.filter(pk=run_id)
-        .filter((due & free) | abandoned)
+        .filter(claimable(now))
         .update(
             status=RunStatus.RUNNING,
             lease_owner=token,
@@ -151,19 +157,68 @@ def _record(row: StepRun) -> flows.StepRecord:
     )
 
 
+def give_up_if_exhausted(run: Run) -> bool:
+    """Fail a just-claimed run that has started more attempts than allowed (each earlier one
+    lost its worker or agent); True if it was failed, and must not be executed."""
+    policy = retry_policy()
+    if not policy.exhausted(run.attempt):
+        return False
+    error = (
+        f"Stopped after {policy.max_attempts} attempts that did not "
+        "finish (their worker stopped). Replay it once the cause is fixed."
+    )
+    if _finish(run, status=RunStatus.FAILED, error=error, finished_at=timezone.now()):
+        alerting.run_failed(run, error)
+    return True
+
+
+def conclude(
+    run: Run,
+    *,
+    succeeded: bool,
+    output=None,
+    error: str = "",
+    retryable: bool = False,
+    retry_after: float | None = None,
+) -> str | None:
+    """Apply a claimed run's outcome, wherever it ran (a Cloud worker or an agent): success,
+    a retry with backoff, or failure for good with its alert. Returns the new status, or
+    None if the lease was no longer ``run``'s (nothing written)."""
+    if succeeded:
+        finished = _finish(
+            run,
+            status=RunStatus.SUCCEEDED,
+            output=output if output is not None else {},
+            error="",
+            finished_at=timezone.now(),
+            next_attempt_at=None,
+        )
+        return RunStatus.SUCCEEDED if finished else None
+    delay = retry_policy().next_delay(
+        retryable=retryable, attempt=run.attempt, retry_after=retry_after
+    )
+    if delay is not None:
+        if not _finish(
+            run,
+            status=RunStatus.RETRYING,
+            error=error,
+            next_attempt_at=timezone.now() + timedelta(seconds=delay),
+        ):
+            return None
+        dispatch.publish_run(run.organization_id, run.pk, countdown=delay)
+        return RunStatus.RETRYING
+    if not _finish(run, status=RunStatus.FAILED, error=error, finished_at=timezone.now()):
+        return None
+    alerting.run_failed(run, error)
+    return RunStatus.FAILED
+
+
 def execute(organization_id: int, run_id: int) -> str | None:
     """Claim and execute a run; returns its new status, or None if it was not ours to run."""
     run = claim(organization_id, run_id)
     if run is None:
         return None
-    policy = retry_policy()
-    if policy.exhausted(run.attempt):
-        error = (
-            f"Stopped after {policy.max_attempts} attempts that did not "
-            "finish (their worker stopped). Replay it once the cause is fixed."
-        )
-        if _finish(run, status=RunStatus.FAILED, error=error, finished_at=timezone.now()):
-            alerting.run_failed(run, error)
+    if give_up_if_exhausted(run):
         return RunStatus.FAILED
     rows = {row.position: row for row in StepRun.objects.filter(run=run)}
     result = flows.execute_steps(
@@ -178,28 +233,12 @@ def execute(organization_id: int, run_id: int) -> str | None:
     if result.status == LOST:
         return None
     if result.status == RunStatus.SUCCEEDED:
-        finished = _finish(
-            run,
-            status=RunStatus.SUCCEEDED,
-            output=result.output,
-            error="",
-            finished_at=timezone.now(),
-            next_attempt_at=None,
-        )
-        return RunStatus.SUCCEEDED if finished else None
+        return conclude(run, succeeded=True, output=result.output)
     failure = result.failure
-    delay = policy.next_delay(
-        retryable=failure.retryable, attempt=run.attempt, retry_after=failure.retry_after
+    return conclude(
+        run,
+        succeeded=False,
+        error=result.error,
+        retryable=failure.retryable,
+        retry_after=failure.retry_after,
     )
-    if delay is not None:
-        _finish(
-            run,
-            status=RunStatus.RETRYING,
-            error=result.error,
-            next_attempt_at=timezone.now() + timedelta(seconds=delay),
-        )
-        dispatch.publish_run(run.organization_id, run.pk, countdown=delay)
-        return RunStatus.RETRYING
-    if _finish(run, status=RunStatus.FAILED, error=result.error, finished_at=timezone.now()):
-        alerting.run_failed(run, result.error)
-    return RunStatus.FAILED

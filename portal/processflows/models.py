@@ -30,6 +30,11 @@ class Processflow(TenantOwnedModel):
     # The Processflow URL's secret part. Generated once, so the URL stays stable across
     # deployments and another flow (or the application) can be given it before the first deploy.
     hook_id = models.CharField(max_length=64, unique=True, editable=False)
+    # Where it is meant to run: the Cloud agent (null) or an on-premise agent group, whose
+    # agents hold the credentials its definition names. Deploying pins it on the deployment.
+    agent_group = models.ForeignKey(
+        "agents.AgentGroup", on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
 
     class Meta:
         ordering = ["name"]
@@ -62,10 +67,7 @@ class ProcessflowVersion(TenantOwnedModel):
         return f"{self.processflow} v{self.number}"
 
 
-class Agent(models.TextChoices):
-    CLOUD = "cloud", "Cloud agent"
-    # An on-premise agent would pull work for its environment; the model already says
-    # which agent a deployment runs on.
+CLOUD_AGENT = "Cloud agent"
 
 
 class RegistrationState(models.TextChoices):
@@ -95,7 +97,10 @@ class Deployment(TenantOwnedModel):
         Processflow, on_delete=models.CASCADE, related_name="deployments"
     )
     version = models.ForeignKey(ProcessflowVersion, on_delete=models.PROTECT, related_name="+")
-    agent = models.CharField(max_length=16, choices=Agent.choices, default=Agent.CLOUD)
+    # The agent it runs on: the Cloud agent (null) or an on-premise agent group.
+    agent_group = models.ForeignKey(
+        "agents.AgentGroup", on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
     state = models.CharField(max_length=16, choices=State.choices, default=State.ACTIVE)
     uid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     registration_state = models.CharField(
@@ -137,6 +142,12 @@ class Deployment(TenantOwnedModel):
 
     def __str__(self) -> str:
         return f"{self.version} on {self.get_agent_display()} ({self.state})"
+
+    def get_agent_display(self) -> str:
+        """ "Cloud agent" or "agent group <name>", as pages show it."""
+        if self.agent_group_id is None:
+            return CLOUD_AGENT
+        return f"agent group {self.agent_group.name}"
 
 
 class TriggerEvent(TenantOwnedModel):
@@ -254,6 +265,10 @@ class Run(TenantOwnedModel):
     output = models.JSONField(default=dict, blank=True)
     error = models.TextField(blank=True)
     lease_owner = models.CharField(max_length=64, blank=True)
+    # The on-premise agent that ran (or runs) it last; null on the Cloud agent.
+    agent = models.ForeignKey(
+        "agents.Agent", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
     lease_expires_at = models.DateTimeField(null=True, blank=True, db_index=True)
     next_attempt_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)

@@ -63,7 +63,13 @@ def sweep() -> dict[str, int]:
     # A waiting run is overdue when its message should have been consumed long ago: queued
     # (or due) more than a bound ago. Re-publishing sets ``next_attempt_at`` to now, which
     # keeps it due for claiming and out of the next sweeps until another bound has passed.
-    waiting = Q(status__in=[RunStatus.QUEUED, RunStatus.RETRYING], lease_expires_at__isnull=True)
+    # Runs of on-premise agent groups are not the broker's: their agents take them from
+    # the database (the release above is all they need).
+    waiting = Q(
+        status__in=[RunStatus.QUEUED, RunStatus.RETRYING],
+        lease_expires_at__isnull=True,
+        deployment__agent_group__isnull=True,
+    )
     overdue_run = Q(next_attempt_at__isnull=True, created_at__lt=now - bound) | Q(
         next_attempt_at__lt=now - bound
     )
@@ -71,7 +77,7 @@ def sweep() -> dict[str, int]:
     for organization_id, run_id in every_run.filter(waiting & overdue_run).values_list(
         "organization_id", "pk"
     )[:BATCH]:
-        if not publish_run(organization_id, run_id):
+        if not publish_run(organization_id, run_id, agent_group_id=None):
             break
         sent_runs.append(run_id)
     # Only runs still waiting as they were: one a worker finished or rescheduled meanwhile

@@ -10,6 +10,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django_celery_beat.models import CrontabSchedule, IntervalSchedule, PeriodicTask
 
+from portal.agents import work as agent_work
 from portal.processflows import dispatch
 from portal.processflows.models import Deployment, Outbox, TriggerEvent
 from portal.vault import calls
@@ -107,6 +108,8 @@ def poll(organization_id: int, deployment_id: int) -> int:
         return 0
     trigger = deployment.version.definition["trigger"]
     source = trigger.get("source")
+    if source and deployment.agent_group_id is not None:
+        return agent_work.queue_poll(deployment)  # the agent holds the source's credential
     now = timezone.now()
     if not source:
         items = [{"tick": now.isoformat()}]
@@ -130,6 +133,29 @@ def poll(organization_id: int, deployment_id: int) -> int:
         items = result.items if result.items is not None else [result.data]
         keys = [_record_key(item) for item in items]
         name = source["action"]
+    return store_records(deployment, items, keys=keys, name=name, now=now)
+
+
+def record_error(deployment: Deployment, message: str) -> None:
+    """Note on the deployment that a poll failed (shown with its processflow)."""
+    _record_error(deployment, timezone.now(), message)
+
+
+def store_records(
+    deployment: Deployment,
+    items: list,
+    *,
+    name: str,
+    now=None,
+    keys: list[str] | None = None,
+    agent_cursor: dict | None = None,
+) -> int:
+    """Store the records a poll fetched as events, each once per processflow (a record seen
+    before, by any of its deployments, is skipped); returns how many were new. ``cursor``
+    is kept for the next poll (an agent's own)."""
+    organization_id = deployment.organization_id
+    now = now or timezone.now()
+    keys = keys or [_record_key(item) for item in items]
     seen = set(
         TriggerEvent.objects.for_tenant(organization_id)
         .filter(deployment__processflow_id=deployment.processflow_id, dedupe_key__in=set(keys))
@@ -149,6 +175,7 @@ def poll(organization_id: int, deployment_id: int) -> int:
         "records": len(items),
         "new_records": len(created),
         "last_error": "",
+        **({"agent": agent_cursor} if agent_cursor is not None else {}),
     }
     Deployment.objects.for_tenant(organization_id).filter(pk=deployment.pk).update(cursor=cursor)
     return len(created)  # the relay publishes the new events, as it does webhook events

@@ -20,6 +20,7 @@ from django.utils import timezone
 
 import flows
 from flows.definition import application, trigger_options
+from portal.agents import work as agent_work
 from portal.processflows import alerting
 from portal.processflows.models import Deployment, Processflow, RegistrationState, TriggerType
 from portal.processflows.signing import new_signing_key, signing_key, store_signing_key
@@ -68,6 +69,10 @@ def register(deployment: Deployment, *, repair: bool = False) -> str:
     trigger = deployment.version.definition["trigger"]
     if trigger.get("registration") == "manual":
         return deployment.registration_state  # another processflow's step subscribes it
+    if deployment.agent_group_id is not None:
+        if deployment.registration_state == RegistrationState.ACTIVE and not repair:
+            return RegistrationState.ACTIVE
+        return agent_work.queue_subscribe(deployment)  # the agent holds the credential
     options = trigger_options(trigger)
     url = processflow_url(deployment.processflow)
     if (
@@ -153,6 +158,8 @@ class RegistrationUnavailable(Exception):
 
 def unregister(deployment: Deployment) -> str:
     """Delete the deployment's subscription at the application (gone already is fine)."""
+    if deployment.agent_group_id is not None:
+        return agent_work.queue_unsubscribe(deployment)
     if not deployment.subscription_uri:
         _set(deployment, RegistrationState.REMOVED, "Nothing was registered.")
         return RegistrationState.REMOVED
@@ -253,6 +260,8 @@ def deployments_to_reconcile():
         .filter(
             state=Deployment.State.ACTIVE,
             processflow__trigger_type=TriggerType.WEBHOOK,
+            # An agent group's subscriptions are made with credentials only its agents hold.
+            agent_group__isnull=True,
         )
         .filter(
             Q(registration_state__in=[RegistrationState.ACTIVE, RegistrationState.FAILED])

@@ -59,8 +59,8 @@ def start_run_for_event(organization_id: int, event_id: int) -> Run | None:
         outbox.done_at = timezone.now()
         outbox.save(update_fields=["done_at"])
     if run is not None and run.status in (RunStatus.QUEUED, RunStatus.RETRYING):
-        run_id = run.pk
-        transaction.on_commit(lambda: publish_run(organization_id, run_id))
+        run_id, group_id = run.pk, event.deployment.agent_group_id
+        transaction.on_commit(lambda: publish_run(organization_id, run_id, agent_group_id=group_id))
     return run
 
 

@@ -11,6 +11,7 @@ from django.db.models.functions import Coalesce
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 
+from portal.agents import selectors as agent_selectors
 from portal.processflows.models import (
     Deployment,
     Processflow,
@@ -40,7 +41,7 @@ def access_processflow_by_id(
 def active_deployment(processflow: Processflow) -> Deployment | None:
     return (
         processflow.deployments.filter(state=Deployment.State.ACTIVE)
-        .select_related("version")
+        .select_related("version", "agent_group")
         .first()
     )
 
@@ -51,7 +52,7 @@ def active_deployments(organization: Organization) -> dict[int, Deployment]:
         d.processflow_id: d
         for d in Deployment.objects.for_tenant(organization)
         .filter(state=Deployment.State.ACTIVE)
-        .select_related("version")
+        .select_related("version", "agent_group")
     }
 
 
@@ -133,7 +134,9 @@ def list_runs(
     until=None,
 ) -> QuerySet[Run]:
     """Runs, newest first, optionally of one flow, with one status, created in a period."""
-    runs = Run.objects.for_tenant(organization).select_related("processflow", "version")
+    runs = Run.objects.for_tenant(organization).select_related(
+        "processflow", "version", "agent", "deployment__agent_group"
+    )
     if processflow is not None:
         runs = runs.filter(processflow=processflow)
     if status:
@@ -147,9 +150,28 @@ def list_runs(
 
 def access_run_by_id(organization: Organization, run_id) -> Run:
     return get_object_or_404(
-        Run.objects.for_tenant(organization).select_related("processflow", "version", "event"),
+        Run.objects.for_tenant(organization).select_related(
+            "processflow", "version", "event", "agent", "deployment__agent_group"
+        ),
         pk=run_id,
     )
+
+
+def waiting_for_agents(run: Run, *, statuses: dict | None = None) -> str:
+    """For a run still waiting on an on-premise agent group none of whose agents is online:
+    "Waiting for agent group X, offline since …"; "" otherwise. ``statuses`` caches the
+    message per group across a list."""
+    if run.status not in (RunStatus.QUEUED, RunStatus.RETRYING) or run.deployment_id is None:
+        return ""
+    group = run.deployment.agent_group
+    if group is None:
+        return ""
+    if statuses is not None and group.pk in statuses:
+        return statuses[group.pk]
+    message = agent_selectors.waiting_message(group)
+    if statuses is not None:
+        statuses[group.pk] = message
+    return message
 
 
 def list_events(

@@ -10,9 +10,15 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from portal.agents import selectors as agent_selectors
+from portal.agents.models import AgentGroup
 from portal.applications import declarations
 from portal.processflows import dispatch, polling, registration, runs, signing
-from portal.processflows.definitions import clean_definition, credentials_used
+from portal.processflows.definitions import (
+    agent_credentials_used,
+    clean_definition,
+    credentials_used,
+)
 from portal.processflows.models import (
     Deployment,
     Processflow,
@@ -50,7 +56,23 @@ def _check_name(organization, name, *, exclude_pk=None) -> str:
     return name
 
 
-@transaction.atomic
+_UNCHANGED = object()
+
+
+def _target(organization: Organization, agent_group) -> AgentGroup | None:
+    """The agent group a flow is meant for (None: the Cloud agent), by id or as given."""
+    if agent_group is None or isinstance(agent_group, AgentGroup):
+        return agent_group
+    if isinstance(agent_group, bool) or not isinstance(agent_group, int):
+        raise ValidationError({"agent_group": ["Choose an agent group, or none for Cloud."]})
+    group = agent_selectors.list_groups(organization).filter(pk=agent_group).first()
+    if group is None:
+        raise ValidationError(
+            {"agent_group": [f"Agent group {agent_group} does not exist in this organization."]}
+        )
+    return group
+
+
 def create_processflow(
     organization: Organization,
     *,
@@ -58,11 +80,21 @@ def create_processflow(
     name: str,
     definition: dict,
     description: str = "",
+    agent_group: AgentGroup | int | None = None,
 ) -> Processflow:
-    """Create a processflow and its first version (not deployed)."""
+    """Create a processflow and its first version (not deployed), meant for the Cloud agent
+    or for ``agent_group`` (whose agents must report the credentials it names)."""
     actor = _require_change(actor)
     name = _check_name(organization, name)
-    cleaned = clean_definition(organization, definition)
+    group = _target(organization, agent_group)
+    # Checked before the transaction: a refusal notes on the group what it should offer.
+    cleaned = clean_definition(organization, definition, agent_group=group)
+    with transaction.atomic():
+        return _create(organization, actor, name, description, cleaned, group)
+
+
+def _create(organization, actor, name, description, cleaned, group) -> Processflow:
+    name = _check_name(organization, name)
     flow = Processflow.objects.create(
         organization=organization,
         name=name,
@@ -70,6 +102,7 @@ def create_processflow(
         trigger_type=cleaned["trigger"]["type"],
         created_by=actor.user,
         hook_id=secrets.token_urlsafe(24),
+        agent_group=group,
     )
     ProcessflowVersion.objects.create(
         organization=organization,
@@ -81,7 +114,6 @@ def create_processflow(
     return flow
 
 
-@transaction.atomic
 def update_processflow(
     organization: Organization,
     *,
@@ -90,19 +122,38 @@ def update_processflow(
     name: str | None = None,
     description: str | None = None,
     definition: dict | None = None,
+    agent_group=_UNCHANGED,
 ) -> Processflow:
-    """Rename or describe a flow, or save a new version of its definition.
+    """Rename or describe a flow, save a new version of its definition, or move it to
+    another agent (``agent_group``: a group, its id, or None for the Cloud agent).
 
-    A deployed flow keeps running its pinned version until it is deployed again.
+    A deployed flow keeps running its pinned version, on its agent, until it is deployed
+    again. Moving it checks its definition against the new agent.
     """
-    flow = access_processflow_by_id(organization, processflow_id, for_update=True)
+    flow = access_processflow_by_id(organization, processflow_id)
     actor = _require_change(actor)
+    moving = agent_group is not _UNCHANGED
+    group = _target(organization, agent_group) if moving else flow.agent_group
+    if moving and definition is None and group != flow.agent_group:
+        definition = flow.versions.first().definition
+    # Checked before the transaction: a refusal notes on the group what it should offer.
+    cleaned = (
+        clean_definition(organization, definition, agent_group=group)
+        if definition is not None
+        else None
+    )
+    with transaction.atomic():
+        flow = access_processflow_by_id(organization, processflow_id, for_update=True)
+        return _update(organization, actor, flow, name, description, cleaned, group)
+
+
+def _update(organization, actor, flow, name, description, cleaned, group) -> Processflow:
     if name is not None:
         flow.name = _check_name(organization, name, exclude_pk=flow.pk)
     if description is not None:
         flow.description = description.strip()
-    if definition is not None:
-        cleaned = clean_definition(organization, definition)
+    flow.agent_group = group
+    if cleaned is not None:
         if cleaned["trigger"]["type"] != flow.trigger_type:
             raise ValidationError(
                 {"trigger.type": ["A flow keeps its trigger type; create a new flow to change it."]}
@@ -123,6 +174,24 @@ def update_processflow(
 def _sentence(text: str) -> str:
     text = (text or "").strip()
     return text if not text or text.endswith((".", "!", "?")) else f"{text}."
+
+
+def _check_agent_credentials(group: AgentGroup, definition: dict) -> None:
+    """Refuse to deploy to an agent group whose agents do not report the definition's
+    credentials valid (at least one agent each), naming the first that is not."""
+    for application, name in agent_credentials_used(definition):
+        reported = agent_selectors.reported_credential(group, application, name)
+        label = f"{declarations.display_name(application)} credential {name!r}"
+        if not reported:
+            raise ValidationError(
+                f"Agent group {group.name!r} has no {label}; add it in the agent's App "
+                "Configurations panel."
+            )
+        if not any(entry.get("valid") for entry in reported):
+            raise ValidationError(
+                f"Agent group {group.name!r} reports its {label} as not valid; validate it "
+                "in the agent's App Configurations panel, then deploy again."
+            )
 
 
 def _check_credentials(organization: Organization, actor: Actor, definition: dict) -> None:
@@ -153,6 +222,10 @@ def _check_credentials(organization: Organization, actor: Actor, definition: dic
 
 
 def _enqueue_registration(deployment: Deployment) -> None:
+    if deployment.agent_group_id is not None:
+        # A job for the group's agents, in the database: no broker in between to lose it.
+        registration.register(deployment)
+        return
     organization_id, deployment_id = deployment.organization_id, deployment.pk
     transaction.on_commit(lambda: dispatch.register_subscription(organization_id, deployment_id))
 
@@ -160,7 +233,8 @@ def _enqueue_registration(deployment: Deployment) -> None:
 def deploy(
     organization: Organization, *, actor: Actor | Membership, processflow_id: int
 ) -> Deployment:
-    """Deploy the latest version to the Cloud agent.
+    """Deploy the latest version to the flow's agent: the Cloud agent, or its agent group
+    (whose agents then subscribe, poll and run it with their own credentials).
 
     A triggered flow gets its subscription registered by a worker (state ``pending`` until
     then); a polling flow gets its schedule. Deploying the version already deployed changes
@@ -169,12 +243,19 @@ def deploy(
     flow = access_processflow_by_id(organization, processflow_id)
     actor = _require_change(actor)
     version = flow.versions.first()
-    _check_credentials(organization, actor, version.definition)
+    if flow.agent_group is not None:
+        _check_agent_credentials(flow.agent_group, version.definition)
+    else:
+        _check_credentials(organization, actor, version.definition)
     with transaction.atomic():
         flow = access_processflow_by_id(organization, processflow_id, for_update=True)
         version = flow.versions.first()
         current = flow.deployments.filter(state=Deployment.State.ACTIVE).first()
-        if current is not None and current.version_id == version.pk:
+        if (
+            current is not None
+            and current.version_id == version.pk
+            and current.agent_group_id == flow.agent_group_id
+        ):
             if current.registration_state == RegistrationState.FAILED and (
                 version.definition["trigger"].get("registration", "automatic") == "automatic"
             ):
@@ -199,6 +280,7 @@ def deploy(
             organization=organization,
             processflow=flow,
             version=version,
+            agent_group=flow.agent_group,
             deployed_by=actor.user,
             registration_message=(
                 "Registering the webhook subscription…" if webhook and not manual else ""
@@ -229,6 +311,7 @@ def _can_hand_over(current: Deployment, version: ProcessflowVersion) -> bool:
     and re-creating it instead would leave a gap in which the application's events are lost."""
     return (
         current.processflow.trigger_type == TriggerType.WEBHOOK
+        and current.agent_group_id == current.processflow.agent_group_id
         and current.version.definition["trigger"] == version.definition["trigger"]
         and current.registration_state == RegistrationState.ACTIVE
         and bool(current.subscription_uri)
@@ -266,6 +349,10 @@ def _undeploy(deployment: Deployment) -> None:
         deployment.registration_message = "Deleting the webhook subscription…"
         fields += ["registration_state", "registration_message"]
         organization_id, deployment_id = deployment.organization_id, deployment.pk
+        if deployment.agent_group_id is not None:
+            deployment.save(update_fields=fields)
+            registration.unregister(deployment)  # a job for the group's agents
+            return
         transaction.on_commit(lambda: dispatch.remove_subscription(organization_id, deployment_id))
     else:
         polling.unschedule(deployment)

@@ -70,6 +70,13 @@ def _test_step(request, draft, index: int) -> dict:
     step = draft.steps[index]
     if step.get("type") == "map":
         return {"ok": False, "message": "A map step has nothing to run."}
+    if draft.agent_group:
+        # The credential is on the agents: the portal cannot make the call with it.
+        return {
+            "ok": False,
+            "message": "This flow runs on an on-premise agent group, whose credentials stay "
+            "on its agents: test the credential there (Validate), and the step in a run.",
+        }
     context = {"trigger": draft.samples.get("trigger") or {}, "steps": draft.samples["steps"]}
     try:
         outcome = vault_services.execute_action(
@@ -121,6 +128,8 @@ def _load_trigger_sample(request, draft, flow) -> str:
         source = trigger.get("source") or {}
         if not source.get("action"):
             return "Choose a source action to fetch a sample record from."
+        if draft.agent_group:
+            return "The source's credential is on the agents: a sample arrives with the first poll."
         try:
             outcome = vault_services.execute_action(
                 request.organization,
@@ -216,6 +225,7 @@ def _save_draft(request, draft, flow, extra):
                 name=draft.name,
                 description=draft.description,
                 definition=draft.definition,
+                agent_group=draft.agent_group,
             )
             messages.success(
                 request, f"Processflow {saved.name} saved (version 1). Deploy it when ready."
@@ -229,6 +239,7 @@ def _save_draft(request, draft, flow, extra):
             name=draft.name,
             description=draft.description,
             definition=draft.definition,
+            agent_group=draft.agent_group,
         )
     except ValidationError as error:
         extra["errors"] = _located(error)

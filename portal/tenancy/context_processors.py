@@ -14,5 +14,6 @@ def tenancy(request):
         "membership": membership,
         "can_change": membership is not None and has_perm(membership, Perm.CHANGE),
         "can_manage_members": membership is not None and has_perm(membership, Perm.MANAGE_MEMBERS),
+        "can_manage_agents": membership is not None and has_perm(membership, Perm.MANAGE_AGENTS),
         "switcher_memberships": memberships_of_user(user),
     }

@@ -19,6 +19,8 @@ class Perm(StrEnum):
     """Create, edit, run and delete credentials, processflows and runs. Members and up."""
     MANAGE_MEMBERS = "manage_members"
     """Invite people, change roles below owner, remove non-owners. Admins and owners."""
+    MANAGE_AGENTS = "manage_agents"
+    """Add, revoke and group on-premise agents, make registration keys. Admins and owners."""
     MANAGE_OWNERS = "manage_owners"
     """Grant or take the owner role, remove owners. Owners only."""
 
@@ -28,12 +30,14 @@ _MINIMUM_ROLE = {
     Perm.VIEW: Role.VIEWER,
     Perm.CHANGE: Role.MEMBER,
     Perm.MANAGE_MEMBERS: Role.ADMIN,
+    Perm.MANAGE_AGENTS: Role.ADMIN,
     Perm.MANAGE_OWNERS: Role.OWNER,
 }
 _DESCRIPTION = {
     Perm.VIEW: "view this organization",
     Perm.CHANGE: "make changes in this organization",
     Perm.MANAGE_MEMBERS: "manage this organization's members",
+    Perm.MANAGE_AGENTS: "manage this organization's agents",
     Perm.MANAGE_OWNERS: "manage this organization's owners",
 }
 

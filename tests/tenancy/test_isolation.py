@@ -12,6 +12,7 @@ from __future__ import annotations
 import pytest
 from django.urls import reverse
 
+from portal.agents.models import Agent, AgentGroup, RegistrationKey
 from portal.api.models import ApiToken
 from portal.api.services import create_token
 from portal.notifications.models import AlertRule
@@ -21,6 +22,7 @@ from portal.tenancy.services import invite_member
 from portal.vault.models import Credential
 from tests.factories import (
     every,
+    make_agent,
     make_credential,
     make_deployment,
     make_event,
@@ -61,6 +63,14 @@ def _run(acme, cast):
     return make_run(_event(acme, cast), status="failed")
 
 
+def _agent(acme, cast):
+    return make_agent(acme).agent
+
+
+def _agent_group(acme, cast):
+    return make_agent(acme, name="Plant B").agent.group
+
+
 def _rule(acme, cast):
     from portal.notifications.services import create_rule
 
@@ -80,6 +90,8 @@ OBJECT_FACTORIES = {
     "event_id": _event,
     "run_id": _run,
     "rule_id": _rule,
+    "agent_id": _agent,
+    "group_id": _agent_group,
 }
 PK_KINDS = {
     "api:membership-detail": "membership_id",
@@ -96,6 +108,11 @@ PK_KINDS = {
     "api:event-detail": "event_id",
     "api:run-detail": "run_id",
     "api:run-replay": "run_id",
+    "api:agent-detail": "agent_id",
+    "api:agent-revoke": "agent_id",
+    "api:agent-move": "agent_id",
+    "api:agent-registration-key": "agent_id",
+    "api:agent-group-detail": "group_id",
 }
 # URL keywords naming what every tenant shares, not an object of one organization.
 SHARED_KEYWORDS = {"application": "calendly", "action": "users/me"}
@@ -109,6 +126,8 @@ MODELS = {
     "event_id": TriggerEvent,
     "run_id": Run,
     "rule_id": AlertRule,
+    "agent_id": Agent,
+    "group_id": AgentGroup,
 }
 
 ROUTES = tenant_routes()
@@ -140,6 +159,10 @@ def _snapshot(acme):
         ),
         "deployments": sorted(Deployment.objects.for_tenant(acme).values_list("pk", "state")),
         "runs": sorted(Run.objects.for_tenant(acme).values_list("pk", "status")),
+        "agents": sorted(
+            Agent.objects.for_tenant(acme).values_list("pk", "group_id", "revoked_at")
+        ),
+        "keys": sorted(RegistrationKey.objects.for_tenant(acme).values_list("pk", "expires_at")),
     }
 
 

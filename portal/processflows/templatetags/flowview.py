@@ -114,3 +114,20 @@ def sample_paths(sample, step_name: str) -> list[tuple[str, str]]:
 def after_step(path: str, step_name: str) -> str:
     """``steps.me.resource.email`` -> ``resource.email`` (the heading names the step)."""
     return path.removeprefix(f"steps.{step_name}.")
+
+
+@register.filter
+def ran_on(run) -> str:
+    """Where a run ran: the on-premise agent's name, or "Cloud agent"."""
+    if run.agent_id is not None:
+        return f"agent {run.agent.name}"
+    return "Cloud agent"
+
+
+@register.filter
+def waiting_for(run) -> str:
+    """ "Waiting for agent group X, offline since …" for a waiting run whose group has no
+    agent online; "" otherwise."""
+    from portal.processflows.selectors import waiting_for_agents
+
+    return waiting_for_agents(run)

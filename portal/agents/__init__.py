@@ -1,0 +1,1 @@
+"""On-premise agents: groups, agents, registration keys, and the transport they call."""

@@ -1,0 +1,189 @@
+"""The agent transport as the agent program speaks it: long-poll for work, report steps,
+renew and finish leased runs; leases lost are 409, finishing twice changes nothing."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+import redis
+from django import db
+from django.conf import settings
+from django.utils import timezone
+
+from portal.agents.wake import _key
+from portal.processflows import dispatch, outbox
+from portal.processflows.models import Run, RunStatus, StepRun
+from tests.agents.conftest import BASE, agent_client
+from tests.factories import make_deployment, make_event, make_run, register_agent
+
+
+def queued_run(flow, **fields) -> Run:
+    deployment = flow.deployments.filter(state="active").first() or make_deployment(
+        flow, agent_group=flow.agent_group
+    )
+    return make_run(make_event(deployment), **fields)
+
+
+def take(client, wait=0) -> list[dict]:
+    response = client.get(f"{BASE}jobs", {"wait": wait})
+    assert response.status_code == 200, response.content
+    return response.json()["jobs"]
+
+
+def test_a_queued_run_is_handed_to_an_agent_of_its_group_with_a_lease(plant_api, group_flow):
+    run = queued_run(group_flow)
+    (job,) = take(plant_api)
+    assert job["kind"] == "run"
+    assert job["id"] == f"run:{run.pk}"
+    assert job["run"]["lease"]
+    assert job["run"]["attempt"] == 1
+    assert job["run"]["trigger"]["payload"]["email"] == "ada@example.com"
+    assert job["run"]["definition"]["trigger"]["credential"] == "main"
+    run.refresh_from_db()
+    assert run.status == RunStatus.RUNNING
+    assert run.agent.name == "Plant A"
+
+
+def test_a_run_leased_to_one_agent_is_not_handed_to_another(plant_api, group_flow, acme, plant):
+    second = register_agent(acme, name="Plant A2", group=plant.agent.group)
+    queued_run(group_flow)
+    assert len(take(plant_api)) == 1
+    assert take(agent_client(second.secret)) == []
+
+
+def test_step_records_are_stored_as_the_runs_steps(plant_api, group_flow):
+    run = queued_run(group_flow)
+    (job,) = take(plant_api)
+    record = {
+        "position": 0, "name": "document", "status": "succeeded", "attempts": 1,
+        "request": {}, "response_status": None, "output": {"email": "ada@example.com"},
+        "error": "", "duration_ms": 3, "started_at": timezone.now().isoformat(),
+        "finished_at": timezone.now().isoformat(),
+    }  # fmt: skip
+    response = plant_api.post(
+        f"{BASE}runs/{run.pk}/steps",
+        {"lease": job["run"]["lease"], "record": record},
+        format="json",
+    )
+    assert response.status_code == 200, response.content
+    step = StepRun.objects.get(run=run)
+    assert (step.name, step.status, step.output) == (
+        "document",
+        "succeeded",
+        {"email": "ada@example.com"},
+    )
+
+
+def test_finishing_a_run_succeeds_it_and_finishing_again_with_the_same_lease_changes_nothing(
+    plant_api, group_flow
+):
+    run = queued_run(group_flow)
+    (job,) = take(plant_api)
+    body = {"lease": job["run"]["lease"], "status": "succeeded", "output": {"ok": 1}}
+    first = plant_api.post(f"{BASE}runs/{run.pk}/finish", body, format="json")
+    run.refresh_from_db()
+    finished_at = run.finished_at
+    again = plant_api.post(f"{BASE}runs/{run.pk}/finish", body, format="json")
+    run.refresh_from_db()
+    assert (first.status_code, again.status_code) == (200, 200)
+    assert first.json() == again.json() == {"status": "succeeded"}
+    assert (run.status, run.output, run.finished_at) == ("succeeded", {"ok": 1}, finished_at)
+
+
+def test_a_retryable_failure_is_retried_with_backoff_as_on_the_cloud_agent(plant_api, group_flow):
+    run = queued_run(group_flow)
+    (job,) = take(plant_api)
+    body = {"lease": job["run"]["lease"], "status": "failed", "error": "503 from the CRM",
+            "retryable": True, "retry_after": 120}  # fmt: skip
+    response = plant_api.post(f"{BASE}runs/{run.pk}/finish", body, format="json")
+    run.refresh_from_db()
+    assert response.json() == {"status": "retrying"}
+    assert run.error == "503 from the CRM"
+    assert run.next_attempt_at >= timezone.now() + timezone.timedelta(seconds=100)
+    assert take(plant_api) == []  # not due yet
+
+
+def test_a_permanent_failure_fails_the_run(plant_api, group_flow):
+    run = queued_run(group_flow)
+    (job,) = take(plant_api)
+    body = {"lease": job["run"]["lease"], "status": "failed", "error": "400", "retryable": False}
+    plant_api.post(f"{BASE}runs/{run.pk}/finish", body, format="json")
+    run.refresh_from_db()
+    assert (run.status, run.error) == ("failed", "400")
+
+
+@pytest.mark.parametrize("endpoint", ["steps", "lease", "finish"])
+def test_a_lease_taken_over_is_lost_409_and_nothing_is_written(plant_api, group_flow, endpoint):
+    run = queued_run(group_flow)
+    (job,) = take(plant_api)
+    # The lease expired and another attempt took the run.
+    Run.objects.for_tenant(run.organization_id).filter(pk=run.pk).update(
+        lease_expires_at=timezone.now() - timezone.timedelta(seconds=1)
+    )
+    (again,) = take(plant_api)
+    assert again["run"]["lease"] != job["run"]["lease"]
+    body = {
+        "lease": job["run"]["lease"],
+        "status": "succeeded",
+        "record": {"position": 0, "name": "document", "status": "succeeded"},
+    }
+    response = plant_api.post(f"{BASE}runs/{run.pk}/{endpoint}", body, format="json")
+    assert response.status_code == 409
+    assert response.json()["error"]["message"] == "lease lost"
+    run.refresh_from_db()
+    assert run.status == RunStatus.RUNNING
+    assert not StepRun.objects.filter(run=run).exists()
+
+
+def test_renewing_a_lease_pushes_its_expiry(plant_api, group_flow):
+    run = queued_run(group_flow)
+    (job,) = take(plant_api)
+    before = Run.objects.for_tenant(run.organization_id).get(pk=run.pk).lease_expires_at
+    response = plant_api.post(
+        f"{BASE}runs/{run.pk}/lease", {"lease": job["run"]["lease"]}, format="json"
+    )
+    assert response.status_code == 200
+    run.refresh_from_db()
+    assert run.lease_expires_at >= before
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_long_poll_answers_as_soon_as_a_run_is_queued_for_the_group(
+    acme, owner, plant, group_flow
+):
+    client = agent_client(plant.secret)
+    deployment = make_deployment(group_flow, agent_group=group_flow.agent_group)
+    event = make_event(deployment)
+
+    def queue_later():
+        try:
+            run = make_run(event)
+            dispatch.publish_run(run.organization_id, run.pk)
+        finally:
+            db.connection.close()
+
+    timer = threading.Timer(0.5, queue_later)
+    timer.start()
+    try:
+        jobs = take(client, wait=25)
+    finally:
+        timer.join()
+    assert [job["kind"] for job in jobs] == ["run"]
+
+
+def test_a_run_of_an_agent_group_wakes_the_group_instead_of_going_to_celery(group_flow, plant):
+    connection = redis.Redis.from_url(settings.REDIS_URL)
+    connection.delete(_key(plant.agent.group_id))
+    run = queued_run(group_flow)
+    assert dispatch.publish_run(run.organization_id, run.pk)
+    assert connection.llen(_key(plant.agent.group_id)) == 1
+    connection.delete(_key(plant.agent.group_id))
+
+
+def test_the_sweeper_never_sends_an_agent_groups_overdue_run_to_celery(group_flow, settings):
+    run = queued_run(group_flow)
+    Run.objects.for_tenant(run.organization_id).filter(pk=run.pk).update(
+        created_at=timezone.now() - timezone.timedelta(hours=1)
+    )
+    assert outbox.sweep()["runs"] == 0
