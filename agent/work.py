@@ -388,7 +388,10 @@ class Worker:
                 outcome = attempt()
         if not outcome.ok:
             return {"ok": False, "error": _clean(outcome.message, opened)}
-        return {"ok": True, "subscription": outcome.subscription.get("uri", "")}
+        result = {"ok": True, "subscription": outcome.subscription.get("uri", "")}
+        if outcome.signing_key:  # an application that makes its own key: intake needs it
+            result["signing_key"] = outcome.signing_key
+        return result
 
     def unsubscribe(self, job: dict) -> dict:
         try:
