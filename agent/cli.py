@@ -38,6 +38,12 @@ def _parser() -> argparse.ArgumentParser:
     register.add_argument("--portal", required=True, help="the portal's URL, https://…")
     register.add_argument("--key", required=True, help="the registration key made in the portal")
     register.add_argument("--name", help="the agent's name in the portal (default: host name)")
+    register.add_argument(
+        "--allow-http",
+        action="store_true",
+        help="accept a plain-HTTP portal URL on another host (trying it out only: the "
+        "agent's secret would cross the network in clear)",
+    )
     run = commands.add_parser("run", parents=[data], help="run the work loop and the local UI")
     run.add_argument(
         "--listen",
@@ -92,10 +98,35 @@ def _ensure_account() -> None:
     )
 
 
+def _portal_url_problem(url: str, *, allow_http: bool) -> str | None:
+    """Why ``url`` is no portal URL to send the agent's secret to (None: it is)."""
+    import ipaddress
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    if parts.scheme not in ("https", "http") or not parts.hostname:
+        return f"--portal takes the portal's URL, e.g. https://portal.example.com, not {url!r}"
+    if parts.scheme == "http" and not allow_http:
+        try:
+            loopback = ipaddress.ip_address(parts.hostname).is_loopback
+        except ValueError:
+            loopback = parts.hostname == "localhost"
+        if not loopback:
+            return (
+                f"{url} is plain HTTP: the agent's secret would cross the network in clear. "
+                "Use the portal's https:// URL (or --allow-http to try it out)."
+            )
+    return None
+
+
 def cmd_register(args) -> int:
     from agent.client import PortalError
     from agent.work import register
 
+    problem = _portal_url_problem(args.portal, allow_http=args.allow_http)
+    if problem:
+        print(problem, file=sys.stderr)
+        return 2
     _ensure_account()
     try:
         row = register(portal_url=args.portal, key=args.key, name=args.name)

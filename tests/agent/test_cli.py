@@ -79,3 +79,9 @@ def test_a_key_file_others_may_read_is_refused(agent_data):
     assert result.returncode == 1
     assert "may be read or written by other users (mode 0644)" in result.stderr
     assert "chmod 600" in result.stderr
+
+
+def test_register_refuses_a_plain_http_portal_on_another_host(agent_data):
+    result = agent_cli(agent_data, "register", "--portal", "http://portal.example", "--key", KEY)
+    assert result.returncode == 2
+    assert "plain HTTP: the agent's secret would cross the network in clear" in result.stderr
