@@ -110,9 +110,13 @@ class AgentHost:
         if self.lost or self.run_id in self.worker.outbox.lost_runs:
             self.lost = True
             return False
-        elapsed = time.monotonic() - self.renewed
-        if elapsed < self.lease_seconds / 2:
+        if time.monotonic() - self.renewed < self.lease_seconds / 2:
             return True
+        return self.renew()
+
+    def renew(self) -> bool:
+        """Renew the run's lease through the portal; False once it is lost."""
+        elapsed = time.monotonic() - self.renewed
         try:
             self.worker.client.renew(self.run_id, self.lease)
         except LeaseLost:
@@ -157,6 +161,7 @@ class Worker:
         self._wake_flusher = threading.Event()
         self._running: set[str] = set()
         self._running_lock = threading.Lock()
+        self._hosts: dict[int, AgentHost] = {}
 
     # --- Life cycle --------------------------------------------------------------------------
 
@@ -165,6 +170,7 @@ class Worker:
             ("agent-poll", self._poll_loop),
             ("agent-heartbeat", self._heartbeat_loop),
             ("agent-flush", self._flush_loop),
+            ("agent-leases", self._lease_loop),
         ):
             thread = threading.Thread(target=target, name=name, daemon=True)
             thread.start()
@@ -259,6 +265,16 @@ class Worker:
         self._note_contact()
         return answer
 
+    def _lease_loop(self) -> None:
+        """Renew the leases of runs in progress, so that a step slower than a lease (an
+        application taking its time) is not taken over by another agent meanwhile."""
+        while not self.stopping.wait(1.0):
+            with self._running_lock:
+                hosts = list(self._hosts.values())
+            for host in hosts:
+                if not host.lost and time.monotonic() - host.renewed >= host.lease_seconds / 3:
+                    host.renew()
+
     def _flush_loop(self) -> None:
         backoff = Backoff()
         with store.closing_connections():
@@ -307,6 +323,15 @@ class Worker:
     def run(self, run: dict) -> str:
         """Execute a leased run through the engine and report its outcome."""
         host = AgentHost(self, run)
+        with self._running_lock:
+            self._hosts[host.run_id] = host
+        try:
+            return self._execute(host, run)
+        finally:
+            with self._running_lock:
+                self._hosts.pop(host.run_id, None)
+
+    def _execute(self, host: AgentHost, run: dict) -> str:
         previous = {}
         for data in run.get("previous") or []:
             record = step_record(data)
