@@ -3,9 +3,11 @@
 Every step record, run finish and job result is written here first, then sent. A report the
 portal answers 2xx is deleted; 409 (the run's lease is no longer ours) deletes every report
 of that run; when the portal cannot be reached the report stays and is sent again later, in
-order, by whichever thread flushes next (the run's own thread right away, the background
-flusher after that, and again after a restart). Nothing is lost and nothing is sent out of
-order within a run.
+order, by whichever thread flushes next (a sender thread right away, the background flusher
+after that, and again after a restart). Nothing is lost and nothing is sent out of order
+within a run. Runs do not wait for their reports to be sent: a run slot is free again as
+soon as the engine is done, while senders deliver (one run's reports in order, several runs
+at once).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
 from datetime import date, datetime
 from typing import Any
 
@@ -40,12 +43,48 @@ def jsonable(value: Any) -> Any:
 class Outbox:
     """The queue of reports and the one way to send them."""
 
-    def __init__(self, client: PortalClient):
+    def __init__(self, client: PortalClient, *, senders: int = 8):
         self.client = client
         self._locks: dict[int, threading.Lock] = defaultdict(threading.Lock)
         self._guard = threading.Lock()
+        self._senders = ThreadPoolExecutor(senders, thread_name_prefix="agent-report")
+        self._scheduled: set[int] = set()
+        self._again: set[int] = set()
         self.lost_runs: set[int] = set()
         self.revoked = threading.Event()
+
+    def kick(self, run_id: int | None) -> None:
+        """Have a sender deliver the run's (or the job results') reports now."""
+        lane = JOB_RESULTS if run_id is None else run_id
+        with self._guard:
+            if lane in self._scheduled:
+                self._again.add(lane)  # the sender on it looks once more before it stops
+                return
+            self._scheduled.add(lane)
+        try:
+            self._senders.submit(self._send, lane)
+        except RuntimeError:  # shutting down: the final flush sends it
+            with self._guard:
+                self._scheduled.discard(lane)
+
+    def _send(self, lane: int) -> None:
+        while True:
+            try:
+                ok = self.flush_lane(lane)
+            except Exception:  # the database busy or a bug: the background flusher retries
+                logger.exception("sending reports of lane %s failed", lane)
+                ok = False
+            with self._guard:
+                if ok and lane in self._again:
+                    self._again.discard(lane)
+                    continue
+                self._again.discard(lane)
+                self._scheduled.discard(lane)
+                return
+
+    def close(self) -> None:
+        """Let the senders finish what they are sending."""
+        self._senders.shutdown(wait=True)
 
     def _lock(self, lane: int) -> threading.Lock:
         with self._guard:

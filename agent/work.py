@@ -135,7 +135,7 @@ class AgentHost:
             {"lease": self.lease, "record": record.__dict__.copy()},
             run_id=self.run_id,
         )
-        self.worker.outbox.flush_lane(self.run_id)
+        self.worker.outbox.kick(self.run_id)
 
 
 class Worker:
@@ -182,6 +182,7 @@ class Worker:
         self.stopping.set()
         self._wake_flusher.set()
         self._pool.shutdown(wait=True, cancel_futures=False)
+        self.outbox.close()
         for thread in self._threads:
             thread.join(timeout=grace)
         with store.closing_connections():
@@ -368,14 +369,12 @@ class Worker:
             },
             run_id=host.run_id,
         )
-        if not self.outbox.flush_lane(host.run_id):
-            self._wake_flusher.set()
+        self.outbox.kick(host.run_id)
         return result.status
 
     def _report(self, job_id: str, result: dict) -> None:
         self.outbox.add(f"jobs/{job_id}/result", result, run_id=None)
-        if not self.outbox.flush_lane(0):
-            self._wake_flusher.set()
+        self.outbox.kick(None)
 
     def _credentials(self, job: dict):
         application = str(job.get("application") or "")
