@@ -1,7 +1,8 @@
 """The work loop: long-poll the portal for jobs, run them, report, heartbeat.
 
-Threads: one long-polls ``jobs`` (only while a run slot is free), one heartbeats, one
-flushes the outbox in the background, and a pool of ``concurrency`` threads runs the jobs.
+Threads: one long-polls ``jobs`` (only while a run slot is free), one heartbeats, one renews
+the leases of runs in progress, senders deliver reports (``agent.outbox``) and one flushes
+what they could not, and a pool of ``concurrency`` threads runs the jobs.
 Runs go through the flow engine (``flows.execute_steps``) with an :class:`AgentHost`: the
 credential a step names is opened from the local store, the lease is renewed through the
 portal, and step records go through the outbox. When the portal cannot be reached every
