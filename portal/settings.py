@@ -329,6 +329,7 @@ SPECTACULAR_SETTINGS = {
         "CredentialStatusEnum": "portal.vault.models.CredentialStatus",
         "RunStatusEnum": "portal.processflows.models.RunStatus",
         "RegistrationStateEnum": "portal.processflows.models.RegistrationState",
+        "AgentStateEnum": "portal.agents.models.AgentState",
     },
 }
 
@@ -360,8 +361,11 @@ PORTAL_OUTBOX_REDELIVERY_SECONDS = env_int("PORTAL_OUTBOX_REDELIVERY_SECONDS", 6
 # A worker holds a run for this long, renewed before each step; a killed worker's run is
 # taken over after it. Longer than a task may live, so a live worker never loses its run.
 PORTAL_RUN_LEASE_SECONDS = env_int("PORTAL_RUN_LEASE_SECONDS", CELERY_TASK_TIME_LIMIT + 60)
-# Agent long-polls one process holds waiting at once (each holds a request thread up to 25 s).
-PORTAL_AGENT_LONG_POLLS = env_int("PORTAL_AGENT_LONG_POLLS", 16)
+# Agent long-polls one process holds waiting at once (each holds a request thread up to 25 s):
+# keep it below gunicorn's --threads (8 in the image), so pages and intake always have some.
+PORTAL_AGENT_LONG_POLLS = env_int("PORTAL_AGENT_LONG_POLLS", 4)
+# Requests one on-premise agent may send (a runaway agent is throttled with 429).
+PORTAL_AGENT_RATE = os.environ.get("PORTAL_AGENT_RATE", "12000/min")
 PORTAL_RUN_MAX_ATTEMPTS = env_int("PORTAL_RUN_MAX_ATTEMPTS", 5)
 PORTAL_RUN_RETRY_BASE_SECONDS = env_int("PORTAL_RUN_RETRY_BASE_SECONDS", 10)
 PORTAL_RUN_RETRY_MAX_SECONDS = env_int("PORTAL_RUN_RETRY_MAX_SECONDS", 600)

@@ -13,7 +13,7 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from portal.agents import selectors, services
-from portal.agents.models import Agent, AgentGroup
+from portal.agents.models import Agent, AgentGroup, AgentState
 from portal.tenancy.access import TenantScopedMixin
 from portal.tenancy.idempotency import idempotent
 from portal.tenancy.permissions import Perm
@@ -25,7 +25,7 @@ class GroupRefSerializer(serializers.Serializer):
 
 
 class ConfiguredApplicationSerializer(serializers.Serializer):
-    application = serializers.CharField(help_text="The application's name, e.g. calendly.")
+    application = serializers.CharField(help_text="The application's (connector's) name.")
     name = serializers.CharField(help_text="The credential's name on the agent.")
     valid = serializers.BooleanField(help_text="Whether it passed validation on the agent.")
     validated_at = serializers.CharField(allow_null=True)
@@ -34,7 +34,7 @@ class ConfiguredApplicationSerializer(serializers.Serializer):
 class AgentSerializer(serializers.ModelSerializer):
     group = GroupRefSerializer(read_only=True)
     state = serializers.ChoiceField(
-        choices=["waiting", "online", "offline", "revoked"],
+        choices=AgentState.choices,
         read_only=True,
         help_text="waiting: not registered yet; online: a heartbeat in the last 60 seconds.",
     )

@@ -201,7 +201,7 @@ def has_work(agent: Agent) -> bool:
     )
 
 
-def long_poll(agent: Agent, *, wait: float) -> list[dict]:
+def long_poll(agent: Agent, *, wait: float, limit: int = MAX_JOBS) -> list[dict]:
     """Work for ``agent``, waiting up to ``wait`` seconds (capped) for some to be queued.
 
     Each pass is a cheap existence check; only when there is work are rows leased. Between
@@ -211,7 +211,7 @@ def long_poll(agent: Agent, *, wait: float) -> list[dict]:
     while True:
         services.seen(agent)
         if has_work(agent):
-            jobs = take_work(agent)
+            jobs = take_work(agent, limit=limit)
             if jobs:
                 return jobs
         remaining = deadline - time.monotonic()
@@ -451,9 +451,9 @@ def _polled(job: AgentJob, result: dict) -> None:
 
 def job_result(agent: Agent, wire_id: str, result: object) -> bool:
     """Apply a job's result once; returns False if it was applied before (nothing done)."""
+    job = agent_job(agent, wire_id)  # 404 before any 400
     if not isinstance(result, dict) or not isinstance(result.get("ok"), bool):
         raise ValueError('A result is {"ok": true, ...} or {"ok": false, "error": "…"}.')
-    job = agent_job(agent, wire_id)
     with transaction.atomic():
         locked = (
             AgentJob.objects.for_tenant(agent.organization_id)

@@ -19,6 +19,15 @@ from portal.tenancy.models import TenantOwnedModel
 ONLINE_SECONDS = 60
 
 
+class AgentState(models.TextChoices):
+    """What Manage > Agents shows for an agent (derived, not stored)."""
+
+    WAITING = "waiting", "Waiting for registration"
+    ONLINE = "online", "Online"
+    OFFLINE = "offline", "Offline"
+    REVOKED = "revoked", "Revoked"
+
+
 class AgentGroup(TenantOwnedModel):
     """A named set of agents; a processflow is deployed to the Cloud agent or to a group.
 
@@ -76,10 +85,10 @@ class Agent(TenantOwnedModel):
     def state(self) -> str:
         """revoked, waiting (for registration), online or offline."""
         if self.revoked_at is not None:
-            return "revoked"
+            return AgentState.REVOKED
         if self.registered_at is None:
-            return "waiting"
-        return "online" if self.is_online else "offline"
+            return AgentState.WAITING
+        return AgentState.ONLINE if self.is_online else AgentState.OFFLINE
 
 
 class RegistrationKey(TenantOwnedModel):

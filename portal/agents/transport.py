@@ -7,10 +7,10 @@ The wire protocol is described in the README ("Agents in the portal") and kept i
 the agent program. These endpoints are for the agent program, not for people, so they are
 left out of the OpenAPI schema.
 
-The long-poll (``GET jobs?wait=25``) holds a request thread up to 25 seconds: run gunicorn
-with threads (``--threads``), at least one per agent plus the portal's own traffic, and
-``PORTAL_AGENT_LONG_POLLS`` caps how many a process holds at once (beyond it, a poll
-answers after a one-second look instead of waiting).
+The long-poll (``GET jobs?wait=25``) holds a request thread up to 25 seconds: gunicorn runs
+with threads (``--threads 8``), and ``PORTAL_AGENT_LONG_POLLS`` (below the thread count)
+caps how many a process holds at once, so the portal's own traffic always finds a thread;
+beyond the cap a poll answers after a one-second look instead of waiting.
 """
 
 from __future__ import annotations
@@ -82,13 +82,13 @@ class IsAgent(BasePermission):
 
 
 class AgentRateThrottle(SimpleRateThrottle):
-    """Per agent, generous: a healthy agent sends a few requests a second at most."""
+    """Per agent, generous (a busy agent reports several steps a second): it only stops an
+    agent that went into a loop from flooding the portal."""
 
     scope = "agent"
-    rate = "600/min"
 
     def get_rate(self):
-        return getattr(settings, "PORTAL_AGENT_RATE", self.rate)
+        return settings.PORTAL_AGENT_RATE
 
     def get_cache_key(self, request, view):
         agent = request.auth if isinstance(request.auth, Agent) else None
@@ -179,7 +179,7 @@ class HeartbeatView(AgentView):
         )
 
 
-_long_polls = threading.BoundedSemaphore(getattr(settings, "PORTAL_AGENT_LONG_POLLS", 16))
+_long_polls = threading.BoundedSemaphore(settings.PORTAL_AGENT_LONG_POLLS)
 
 
 @extend_schema(exclude=True)
@@ -194,14 +194,20 @@ class JobsView(AgentView):
             raise exceptions.ValidationError({"wait": ["Seconds to wait, 0 to 25."]}) from None
         if not 0 <= wait <= 3600:  # also refuses nan and inf
             raise exceptions.ValidationError({"wait": ["Seconds to wait, 0 to 25."]})
+        raw_limit = request.query_params.get("limit", str(jobs.MAX_JOBS))
+        if not raw_limit.isascii() or not raw_limit.isdigit():
+            raise exceptions.ValidationError({"limit": ["The agent's free slots, 0 to 10."]})
+        limit = min(int(raw_limit), jobs.MAX_JOBS)
+        if limit == 0:
+            return Response({"jobs": []})  # no room on the agent: nothing to lease
         if _long_polls.acquire(blocking=False):
             try:
-                found = jobs.long_poll(self.agent, wait=wait)
+                found = jobs.long_poll(self.agent, wait=wait, limit=limit)
             finally:
                 _long_polls.release()
         else:
             # This process holds as many waiting polls as it may: look briefly, don't hold.
-            found = jobs.long_poll(self.agent, wait=min(wait, 1.0))
+            found = jobs.long_poll(self.agent, wait=min(wait, 1.0), limit=limit)
         return Response({"jobs": found})
 
 
@@ -225,6 +231,7 @@ class RunStepView(AgentView):
 
     @_run_or_404
     def post(self, request, run_id: int, body: dict):
+        jobs.agent_run(self.agent, run_id)  # 404 before any 400
         record = jobs.record_from(body.get("record"))
         jobs.report_step(self.agent, run_id, lease=body.get("lease"), record=record)
         return Response({"ok": True})
@@ -246,6 +253,7 @@ class RunFinishView(AgentView):
 
     @_run_or_404
     def post(self, request, run_id: int, body: dict):
+        jobs.agent_run(self.agent, run_id)  # 404 before any 400
         outcome = body.get("status")
         if outcome not in ("succeeded", "failed"):
             raise ValueError("status is succeeded or failed.")

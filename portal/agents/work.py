@@ -5,7 +5,10 @@ jobs through the transport (``portal.agents.jobs``)."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from django.db import transaction
+from django.utils import timezone
 
 from flows.definition import application
 from portal.agents.models import AgentJob
@@ -81,10 +84,20 @@ def queue_unsubscribe(deployment: Deployment) -> str:
     return RegistrationState.REMOVING
 
 
+#: Finished poll jobs are kept this long (for looking into a poll), then removed.
+DONE_POLLS_KEPT = timedelta(days=1)
+
+
 def queue_poll(deployment: Deployment) -> int:
     """Have the group's agent poll the deployment's source (once: a poll still waiting for
     an agent is not queued twice). Returns 0: the records arrive with the job's result."""
     with transaction.atomic():
         if not _pending(deployment, AgentJob.Kind.POLL):
             _queue(deployment, AgentJob.Kind.POLL)
+        # A schedule makes a job a minute or more often: old ones must not pile up.
+        AgentJob.objects.for_tenant(deployment.organization_id).filter(
+            deployment=deployment,
+            kind=AgentJob.Kind.POLL,
+            done_at__lt=timezone.now() - DONE_POLLS_KEPT,
+        ).delete()
     return 0

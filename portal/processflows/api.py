@@ -277,8 +277,8 @@ class ProcessflowViewSet(
     TenantScopedMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet
 ):
     """Processflows. Saving a definition makes a new version; ``deploy`` deploys the latest
-    version to the Cloud agent; ``undeploy`` stops it; ``deployment`` shows the registration
-    state of its webhook subscription."""
+    version to its agent (the Cloud agent, or its ``agent_group``); ``undeploy`` stops it;
+    ``deployment`` shows the registration state of its webhook subscription."""
 
     serializer_class = ProcessflowSerializer
 

@@ -83,7 +83,9 @@ def claim(organization_id: int, run_id: int) -> Run | None:
     )
     if not claimed:
         return None
-    return runs.select_related("version", "processflow__organization", "event").get(pk=run_id)
+    return runs.select_related("version", "processflow__organization", "event", "deployment").get(
+        pk=run_id
+    )
 
 
 def _finish(run: Run, **fields) -> bool:
@@ -217,6 +219,11 @@ def execute(organization_id: int, run_id: int) -> str | None:
     """Claim and execute a run; returns its new status, or None if it was not ours to run."""
     run = claim(organization_id, run_id)
     if run is None:
+        return None
+    if run.deployment is not None and run.deployment.agent_group_id is not None:
+        # Not the broker's (a stray message): an agent of its group takes it.
+        waiting = RunStatus.RETRYING if run.attempt > 1 else RunStatus.QUEUED
+        _finish(run, status=waiting, attempt=F("attempt") - 1)
         return None
     if give_up_if_exhausted(run):
         return RunStatus.FAILED

@@ -268,7 +268,8 @@ def recent_failures(organization: Organization, *, limit: int = 8) -> QuerySet[R
 
 def deployments_needing_attention(organization: Organization) -> list[tuple[Deployment, str]]:
     """Active webhook deployments whose subscription failed, waits for a manual
-    subscription, or keeps failing verification: ``(deployment, why)``."""
+    subscription, or keeps failing verification, and deployments on an agent group that is
+    offline: ``(deployment, why)``."""
     from portal.processflows.models import RegistrationState
 
     deployments = list(
@@ -289,6 +290,26 @@ def deployments_needing_attention(organization: Organization) -> list[tuple[Depl
                     f"{deployment.get_registration_state_display()}: "
                     f"{deployment.registration_message}",
                 )
+            )
+    return found + _offline_agent_groups(organization, {d.pk for d, _ in found})
+
+
+def _offline_agent_groups(organization: Organization, listed: set[int]) -> list:
+    """Active deployments on an agent group none of whose agents is online."""
+    messages: dict[int, str] = {}
+    found = []
+    for deployment in (
+        Deployment.objects.for_tenant(organization)
+        .filter(state=Deployment.State.ACTIVE, agent_group__isnull=False)
+        .exclude(pk__in=listed)
+        .select_related("processflow", "version", "agent_group")
+    ):
+        group = deployment.agent_group
+        if group.pk not in messages:
+            messages[group.pk] = agent_selectors.waiting_message(group)
+        if messages[group.pk]:
+            found.append(
+                (deployment, messages[group.pk].replace("Waiting for", "Its runs wait for"))
             )
     return found
 

@@ -318,7 +318,9 @@ def processflow_deploy(request, processflow_id: int):
         _flash(request, error)
     else:
         messages.success(
-            request, f"Deployed version {deployment.version.number} to the Cloud agent."
+            request,
+            f"Deployed version {deployment.version.number} to the "
+            f"{deployment.get_agent_display()}.",
         )
     return redirect("processflows:detail", org=request.organization.slug, processflow_id=flow.pk)
 

@@ -91,3 +91,26 @@ def test_another_organizations_agent_is_handed_none_of_its_work(acme_work, globe
     AgentJob.objects.for_tenant(acme).update(lease_expires_at=None)
     intruder = agent_client(register_agent(globex, name="Intruder").secret)
     assert intruder.get("/api/v1/agent/jobs").json() == {"jobs": []}
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "jobs/abc/result", "jobs/poll:1/result", "jobs/poll:x:1/result",
+        "jobs/poll:1:99999999999999999999/result", "jobs/%E2%91%A0:1:1/result",
+        "runs/abc/finish", "runs/99999999999999999999/steps", "runs/-1/lease",
+    ],
+)  # fmt: skip
+def test_a_malformed_run_or_job_id_is_404_never_500(path, plant_api):
+    response = plant_api.post(f"/api/v1/agent/{path}", {"ok": True, "lease": "x"}, format="json")
+    assert response.status_code == 404
+    assert response.json()["error"]["code"] == "not_found"
+
+
+@pytest.mark.parametrize("route", sorted(OBJECT_ROUTES))
+def test_another_organizations_agent_gets_404_even_for_a_malformed_body(
+    route, acme_work, globex, outsider
+):
+    intruder = agent_client(register_agent(globex, name="Intruder").secret)
+    url = reverse(route, kwargs={OBJECT_ROUTES[route]: acme_work[OBJECT_ROUTES[route]]})
+    assert intruder.post(url, {"status": "nonsense", "record": 7}, format="json").status_code == 404

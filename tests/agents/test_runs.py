@@ -46,3 +46,17 @@ def test_a_run_waiting_for_an_online_group_says_nothing_more(api, cast, acme, pl
     body = api(cast["viewer"], acme).get(f"/api/v1/organizations/acme/runs/{run.pk}/").json()
     assert body["waiting_for"] == ""
     assert body["agent"] is None
+
+
+def test_the_dashboard_lists_a_deployment_whose_agent_group_is_offline(
+    login, cast, acme, owner, plant, group_flow
+):
+    from portal.processflows import services
+    from tests.factories import owner_of
+
+    services.deploy(acme, actor=owner_of(acme), processflow_id=group_flow.pk)
+    Agent.objects.for_tenant(acme).update(
+        last_seen_at=timezone.now() - timezone.timedelta(minutes=5)
+    )
+    html = login(cast["viewer"]).get("/o/acme/").content.decode()
+    assert "Its runs wait for agent group Plant A, offline since" in html

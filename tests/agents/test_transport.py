@@ -173,9 +173,12 @@ def test_a_long_poll_answers_as_soon_as_a_run_is_queued_for_the_group(
 
 
 def test_a_run_of_an_agent_group_wakes_the_group_instead_of_going_to_celery(group_flow, plant):
+    run = queued_run(group_flow)
+    if not settings.REDIS_URL:  # embedded mode: waiting polls look at the database
+        assert dispatch.publish_run(run.organization_id, run.pk)
+        return
     connection = redis.Redis.from_url(settings.REDIS_URL)
     connection.delete(_key(plant.agent.group_id))
-    run = queued_run(group_flow)
     assert dispatch.publish_run(run.organization_id, run.pk)
     assert connection.llen(_key(plant.agent.group_id)) == 1
     connection.delete(_key(plant.agent.group_id))
@@ -187,3 +190,29 @@ def test_the_sweeper_never_sends_an_agent_groups_overdue_run_to_celery(group_flo
         created_at=timezone.now() - timezone.timedelta(hours=1)
     )
     assert outbox.sweep()["runs"] == 0
+
+
+def test_an_agent_is_leased_no_more_runs_than_it_has_free_slots(plant_api, group_flow):
+    for _ in range(3):
+        queued_run(group_flow)
+    assert len(plant_api.get(f"{BASE}jobs", {"wait": 0, "limit": 2}).json()["jobs"]) == 2
+    assert plant_api.get(f"{BASE}jobs", {"wait": 25, "limit": 0}).json() == {"jobs": []}
+    assert len(take(plant_api)) == 1
+
+
+@pytest.mark.parametrize("query", [{"wait": "soon"}, {"wait": "nan"}, {"wait": -1}, {"limit": "x"}])
+def test_a_malformed_wait_or_limit_is_400(plant_api, query):
+    response = plant_api.get(f"{BASE}jobs", query)
+    assert response.status_code == 400
+
+
+def test_a_stray_celery_message_for_an_agent_groups_run_leaves_it_to_the_agents(
+    plant_api, group_flow
+):
+    from portal.processflows import execution
+
+    run = queued_run(group_flow)
+    assert execution.execute(run.organization_id, run.pk) is None
+    run.refresh_from_db()
+    assert (run.status, run.attempt, run.lease_owner) == (RunStatus.QUEUED, 0, "")
+    assert take(plant_api)[0]["run"]["attempt"] == 1
