@@ -1,4 +1,5 @@
-# One image for web, worker and beat (docker-compose.yml picks the command).
+# One image for web, worker, beat and the optional on-premise agent (docker-compose.yml
+# picks the command).
 FROM python:3.13-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 PORTAL_VAR_DIR=/app/var
@@ -12,11 +13,12 @@ COPY pyproject.toml README.md ./
 COPY portal portal
 COPY connectors connectors
 COPY flows flows
+COPY agent agent
 COPY templates templates
 COPY manage.py ./
 RUN pip install --no-deps . && pip check \
     && useradd --system --uid 1000 --home /app portal \
-    && mkdir -p /app/var/metrics && chown -R portal /app/var
+    && mkdir -p /app/var/metrics /app/var/agent && chown -R portal /app/var && chmod 700 /app/var/agent
 
 USER portal
 # collectstatic needs settings but no database; these placeholders never serve a request.

@@ -21,8 +21,8 @@ from django.db import (
     transaction,
 )
 
+from flows import envelope as crypto
 from portal.tenancy.models import Organization
-from portal.vault import crypto
 from portal.vault.models import Credential, DataKey
 
 logger = logging.getLogger(__name__)

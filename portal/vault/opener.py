@@ -25,8 +25,9 @@ from contextlib import contextmanager
 
 import connectors
 import flows
+from flows import envelope as crypto
 from portal.tenancy.models import Membership
-from portal.vault import audit, crypto, health, sealed
+from portal.vault import audit, health, sealed
 from portal.vault.keys import decrypt_secret, open_secrets
 from portal.vault.models import Credential, CredentialEvent
 

@@ -19,8 +19,9 @@ from django.db import transaction
 from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
+from flows import envelope as crypto
 from portal.tenancy.models import Organization, TenantOwnedModel, TenantQuerySet
-from portal.vault import crypto, sealed
+from portal.vault import sealed
 from portal.vault.keys import (
     create_data_key,
     data_key_cache,

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from dataclasses import dataclass, field
 from typing import Any
 
 from django.core.exceptions import ValidationError
@@ -18,14 +17,17 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from flows import CredentialUnavailable
+from flows import credentials as flow_credentials
 from flows import definition as flow_definition
+from flows import envelope as crypto
+from flows.credentials import CheckedInput
 from flows.redaction import redact
 from portal.applications import declarations, validation
 from portal.applications.validation import ValidationOutcome
 from portal.queues import enqueue
 from portal.tenancy.models import Membership, Organization
 from portal.tenancy.permissions import Perm
-from portal.vault import calls, crypto, health
+from portal.vault import calls, health
 from portal.vault.audit import Actor, as_actor
 from portal.vault.audit import record as record_event
 from portal.vault.keys import active_data_key, open_secrets, seal_secrets
@@ -71,44 +73,6 @@ def _duplicate_message(application: str, existing: str) -> str:
     )
 
 
-def _check_secret(label: str, value, max_length: int) -> str:
-    if not isinstance(value, str):
-        raise ValueError(f"The {label} must be text.")
-    value = value.strip()
-    if not value:
-        raise ValueError(f"The {label} is empty.")
-    if len(value) > max_length:
-        raise ValueError(
-            f"The {label} is too long ({len(value)} characters; at most {max_length}). "
-            "Check that you pasted only the token."
-        )
-    if not value.isascii():
-        raise ValueError(
-            f"The {label} contains non-ASCII characters (such as accented letters or curly "
-            "quotes), which it cannot contain. Check that you pasted the value itself."
-        )
-    if any(ch.isspace() or not ch.isprintable() for ch in value):
-        raise ValueError(f"The {label} contains spaces, line breaks or control characters.")
-    return value
-
-
-def _check_plain(label: str, value, max_length: int) -> str:
-    if value is None:
-        return ""
-    if not isinstance(value, str):
-        raise ValueError(f"The {label} must be text.")
-    value = value.strip()
-    if len(value) > max_length:
-        raise ValueError(f"The {label} is too long (at most {max_length} characters).")
-    return value
-
-
-@dataclass
-class CheckedInput:
-    fields: dict[str, str]
-    secrets: dict[str, str] = field(repr=False)
-
-
 def check_input(
     *,
     application: str,
@@ -117,62 +81,18 @@ def check_input(
     secrets: dict | None,
     partial: bool = False,
 ) -> CheckedInput:
-    """Check fields and secrets against the connector's declaration; ValidationError names
-    each problem by field (one message per field). With ``partial``, absent fields keep their
-    stored values. Messages never contain the values."""
-    spec = declarations.credential_type(application, type)
-    fields = {} if fields is None else fields
-    secrets = {} if secrets is None else secrets
-    if not isinstance(fields, dict) or not isinstance(secrets, dict):
-        raise ValidationError("fields and secrets must be objects mapping field names to text.")
-    declared = {f.name: f for f in spec.fields}
-    errors: dict[str, list[str]] = {}
-    display = declarations.display_name(application)
-    for name in dict.fromkeys([*fields, *secrets]):
-        if name not in declared:
-            errors[str(name)] = [
-                f"{display}'s {spec.label} credential has no field {name!r}; it has: "
-                f"{', '.join(declared)}."
-            ]
-    checked_fields: dict[str, str] = {}
-    checked_secrets: dict[str, str] = {}
-    for name, spec_field in declared.items():
-        max_length = getattr(spec_field, "max_length", None) or 4096
-        right, wrong = (secrets, fields) if spec_field.secret else (fields, secrets)
-        if name in wrong:
-            errors[name] = [
-                f"The {spec_field.label} is secret: send it in secrets, not in fields."
-                if spec_field.secret
-                else f"The {spec_field.label} is not secret: send it in fields, not in secrets."
-            ]
-            continue
-        default = getattr(spec_field, "default", None)
-        if name not in right:
-            if partial:
-                continue
-            if default is not None and not spec_field.secret:
-                checked_fields[name] = default
-            elif spec_field.required:
-                errors[name] = [f"The {spec_field.label} is required."]
-            continue
-        try:
-            if spec_field.secret:
-                checked_secrets[name] = _check_secret(spec_field.label, right[name], max_length)
-            else:
-                value = _check_plain(spec_field.label, right[name], max_length) or (default or "")
-                if not value and spec_field.required:
-                    raise ValueError(f"The {spec_field.label} is required.")
-                choices = tuple(getattr(spec_field, "choices", ()) or ())
-                if value and choices and value not in choices:
-                    raise ValueError(
-                        f"The {spec_field.label} must be one of: {', '.join(choices)}."
-                    )
-                checked_fields[name] = value
-        except ValueError as problem:
-            errors[name] = [str(problem)]
-    if errors:
-        raise ValidationError(errors)
-    return CheckedInput(fields=checked_fields, secrets=checked_secrets)
+    """Check fields and secrets against the connector's declaration (``flows.credentials``,
+    shared with the on-premise agent); ValidationError names each problem by field (one
+    message per field). With ``partial``, absent fields keep their stored values. Messages
+    never contain the values."""
+    try:
+        return flow_credentials.check_input(
+            application=application, type=type, fields=fields, secrets=secrets, partial=partial
+        )
+    except flow_credentials.CredentialInputError as error:
+        if list(error.problems) == ["__all__"]:
+            raise ValidationError(error.problems["__all__"]) from None
+        raise ValidationError(error.problems) from None
 
 
 def _collect(errors: dict[str, list[str]], check) -> Any:

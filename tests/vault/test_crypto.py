@@ -6,7 +6,7 @@ import secrets
 
 import pytest
 
-from portal.vault import crypto
+from flows import envelope as crypto
 
 
 def key_string(*ids):

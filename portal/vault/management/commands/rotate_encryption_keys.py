@@ -2,7 +2,8 @@
 
 from django.core.management.base import BaseCommand, CommandError
 
-from portal.vault import crypto, rotation
+from flows import envelope as crypto
+from portal.vault import rotation
 from portal.vault.keys import keyring
 
 

@@ -1,6 +1,7 @@
-"""Envelope encryption, with nothing Django in it.
+"""Envelope encryption, with nothing Django in it: the portal's vault and the on-premise
+agent's local store both keep secrets with it.
 
-Three layers:
+In the portal, three layers:
 
 - **Key-encryption keys (KEKs)** come only from ``PORTAL_ENCRYPTION_KEYS``
   (``id:base64-32-bytes,...``): the first encrypts, all decrypt. Never from ``SECRET_KEY``,
@@ -11,6 +12,9 @@ Three layers:
 - **Secret values**: JSON (never pickle), AES-GCM under the organization's data key, with
   associated data binding the ciphertext to organization, credential and field: a ciphertext
   copied to another row, field or tenant fails to decrypt.
+
+The agent has one key (its key file) and seals values with :func:`seal_value` /
+:func:`open_value`, binding each to its own row and field the same way.
 
 Every failure raises :class:`DecryptionError` (or :class:`MissingKeyError`); nothing here
 ever returns ciphertext or falls back to plaintext.
@@ -158,6 +162,19 @@ def unwrap_data_key(
 ) -> bytes:
     """Unwrap a data key; raises MissingKeyError or DecryptionError."""
     return _open(keyring.get(kek_id), bytes(wrapped), _wrap_aad(organization_id))
+
+
+def seal_value(key: bytes, value, *, binding: str) -> bytes:
+    """Encrypt a JSON-serialisable value under ``key``, bound to ``binding`` (e.g.
+    ``"agent:credential=4:field=token"``): opening it under another binding fails."""
+    plaintext = json.dumps(value, separators=(",", ":")).encode()
+    return _seal(key, plaintext, binding.encode())
+
+
+def open_value(key: bytes, sealed: bytes, *, binding: str):
+    """Decrypt a value sealed by :func:`seal_value` with the same ``binding``; raises
+    :class:`DecryptionError` otherwise."""
+    return json.loads(_open(key, bytes(sealed), binding.encode()))
 
 
 def encrypt_value(

@@ -1,0 +1,149 @@
+"""Reports for the portal, kept in SQLite until the portal acknowledges them.
+
+Every step record, run finish and job result is written here first, then sent. A report the
+portal answers 2xx is deleted; 409 (the run's lease is no longer ours) deletes every report
+of that run; when the portal cannot be reached the report stays and is sent again later, in
+order, by whichever thread flushes next (a sender thread right away, the background flusher
+after that, and again after a restart). Nothing is lost and nothing is sent out of order
+within a run. Runs do not wait for their reports to be sent: a run slot is free again as
+soon as the engine is done, while senders deliver (one run's reports in order, several runs
+at once).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
+from datetime import date, datetime
+from typing import Any
+
+from django.db import transaction
+
+from agent.client import LeaseLost, PortalClient, PortalUnavailable, Rejected, Unauthorized
+from agent.local.models import OutboxItem
+
+logger = logging.getLogger(__name__)
+
+JOB_RESULTS = 0  # run id under which job results queue (one ordered lane)
+
+
+def jsonable(value: Any) -> Any:
+    """``value`` with datetimes as ISO text (what JSON and the portal take)."""
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [jsonable(v) for v in value]
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    return value
+
+
+class Outbox:
+    """The queue of reports and the one way to send them."""
+
+    def __init__(self, client: PortalClient, *, senders: int = 8):
+        self.client = client
+        self._locks: dict[int, threading.Lock] = defaultdict(threading.Lock)
+        self._guard = threading.Lock()
+        self._senders = ThreadPoolExecutor(senders, thread_name_prefix="agent-report")
+        self._scheduled: set[int] = set()
+        self._again: set[int] = set()
+        self.lost_runs: set[int] = set()
+        self.revoked = threading.Event()
+
+    def kick(self, run_id: int | None) -> None:
+        """Have a sender deliver the run's (or the job results') reports now."""
+        lane = JOB_RESULTS if run_id is None else run_id
+        with self._guard:
+            if lane in self._scheduled:
+                self._again.add(lane)  # the sender on it looks once more before it stops
+                return
+            self._scheduled.add(lane)
+        try:
+            self._senders.submit(self._send, lane)
+        except RuntimeError:  # shutting down: the final flush sends it
+            with self._guard:
+                self._scheduled.discard(lane)
+
+    def _send(self, lane: int) -> None:
+        while True:
+            try:
+                ok = self.flush_lane(lane)
+            except Exception:  # the database busy or a bug: the background flusher retries
+                logger.exception("sending reports of lane %s failed", lane)
+                ok = False
+            with self._guard:
+                if ok and lane in self._again:
+                    self._again.discard(lane)
+                    continue
+                self._again.discard(lane)
+                self._scheduled.discard(lane)
+                return
+
+    def close(self) -> None:
+        """Let the senders finish what they are sending."""
+        self._senders.shutdown(wait=True)
+
+    def _lock(self, lane: int) -> threading.Lock:
+        with self._guard:
+            return self._locks[lane]
+
+    def add(self, path: str, body: dict, *, run_id: int | None) -> None:
+        """Queue a report (``run_id`` None: a job result)."""
+        OutboxItem.objects.create(
+            path=path, body=jsonable(body), run_id=JOB_RESULTS if run_id is None else run_id
+        )
+
+    def drop_run(self, run_id: int) -> None:
+        """Forget a run's unsent reports (its lease is lost: nothing more may be written)."""
+        self.lost_runs.add(run_id)
+        OutboxItem.objects.filter(run_id=run_id).delete()
+
+    def pending(self) -> int:
+        return OutboxItem.objects.count()
+
+    def flush_lane(self, lane: int) -> bool:
+        """Send the lane's reports in order; False when the portal could not be reached
+        (what is left stays for later)."""
+        with self._lock(lane):
+            for item in OutboxItem.objects.filter(run_id=lane).order_by("id"):
+                try:
+                    self.client.post(item.path, item.body)
+                except LeaseLost:
+                    logger.info("run %s: the lease is no longer ours; its reports dropped", lane)
+                    self.drop_run(lane)
+                    return True
+                except Unauthorized as error:
+                    self.revoked.set()
+                    self._failed(item, str(error))
+                    return False
+                except Rejected as error:
+                    # The portal will never take this report (a run it no longer knows): it
+                    # cannot block the ones after it.
+                    logger.warning("report %s refused for good: %s", item.path, error)
+                    item.delete()
+                    continue
+                except PortalUnavailable as error:
+                    self._failed(item, str(error))
+                    return False
+                item.delete()
+        return True
+
+    def flush(self) -> bool:
+        """Send every pending report, lane by lane; False when the portal could not be
+        reached."""
+        lanes = OutboxItem.objects.values_list("run_id", flat=True).distinct().order_by("run_id")
+        ok = True
+        for lane in list(lanes):
+            ok = self.flush_lane(lane) and ok
+            if not ok:
+                break
+        return ok
+
+    @staticmethod
+    def _failed(item: OutboxItem, error: str) -> None:
+        with transaction.atomic():
+            OutboxItem.objects.filter(pk=item.pk).update(attempts=item.attempts + 1,
+                                                         last_error=error[:500])  # fmt: skip
