@@ -85,8 +85,9 @@ class AgentHost:
         connection = store.find_connection(application, ref)
         if connection is None:
             raise flows.CredentialUnavailable(
-                f"This agent has no {application or ''} connection named {ref!r}: add it in "
-                "the agent's App Configurations panel (the name must match the step's)."
+                f"This agent has no {application or ''} connection named {ref!r}: enable the "
+                "application in the agent's Settings panel and add the connection in its App "
+                "Configurations panel (the name must match the step's)."
             )
         opened = store.open_connection(connection)
         yield flows.OpenedCredential(

@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import functools
 import hmac
+import os
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -195,10 +196,15 @@ def open_connection(connection: Connection) -> Opened:
 
 
 def find_connection(application: str | None, name: object) -> Connection | None:
-    """The connection a step names (by application and name, case-insensitive)."""
+    """The connection a step names (by application and name, case-insensitive), of an
+    application enabled in the Settings panel (a disabled one's connections are kept but
+    not used, as the portal is told)."""
     if not isinstance(name, str) or not name.strip():
         return None
-    rows = Connection.objects.filter(name__iexact=name.strip())
+    rows = Connection.objects.filter(
+        name__iexact=name.strip(),
+        application__in=Application.objects.filter(enabled=True).values("name"),
+    )
     if application:
         rows = rows.filter(application=application)
     return rows.first()
@@ -208,8 +214,6 @@ def runtime(app: connectors.Connector, *, interactive: bool = False) -> connecto
     """How the agent calls ``app``: the connector's defaults, its own rate budget and
     cache in this process, and the private hosts this agent may reach
     (``CONNECT_AGENT_ALLOWED_PRIVATE_HOSTS``)."""
-    import os
-
     hosts = os.environ.get("CONNECT_AGENT_ALLOWED_PRIVATE_HOSTS", "")
     return connectors.Runtime(
         allowed_private_hosts=frozenset(h.strip() for h in hosts.split(",") if h.strip()),

@@ -28,6 +28,8 @@ def _save_main_connection(data) -> None:
     result = agent_python(
         data,
         "from agent.local import store\n"
+        "store.offer_applications([{'application': 'calendly', 'title': 'Calendly'}])\n"
+        "store.set_enabled({'calendly'})\n"
         "store.save_connection(application='calendly', name='main', fields={}, "
         f"secrets={{'personal_access_token': {seed.OWNER_TOKEN!r}}})\n",
     )
@@ -87,6 +89,18 @@ def test_a_step_naming_a_missing_connection_fails_the_run_for_good(working_agent
     assert finish["status"] == "failed"
     assert finish["retryable"] is False
     assert "This agent has no calendly connection named 'nope'" in finish["error"]
+
+
+def test_a_connection_of_an_application_disabled_in_settings_is_not_used(
+    working_agent, protocol_portal, agent_data
+):
+    working_agent()
+    agent_python(agent_data, "from agent.local import store\nstore.set_enabled(set())\n")
+    protocol_portal.queue_run(1, DEFINITION, TRIGGER)
+    protocol_portal.wait(lambda: 1 in protocol_portal.finished)
+    finish = protocol_portal.finished[1]
+    assert finish["status"] == "failed"
+    assert "enable the application in the agent's Settings panel" in finish["error"]
 
 
 def test_an_earlier_attempts_succeeded_action_is_not_sent_again(
