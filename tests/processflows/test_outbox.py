@@ -176,7 +176,10 @@ def test_while_a_backlog_drains_no_entry_is_published_again(hook):
     assert outbox.sweep()["events"] == 0
 
 
-def test_only_as_many_entries_as_the_queue_lost_are_published_again_oldest_first(hook):
+def test_only_as_many_entries_as_the_queue_lost_are_published_again_oldest_first(
+    hook, settings
+):
+    settings.PORTAL_EVENTS_PER_TASK = 1  # one message per event: the queue counts entries
     entries = [accepted(hook, email=f"guest{i}@example.com") for i in range(5)]
     relay_once()
     for age, entry in zip(range(9, 4, -1), entries, strict=True):
@@ -189,6 +192,22 @@ def test_only_as_many_entries_as_the_queue_lost_are_published_again_oldest_first
 
     attempts = Outbox.objects.filter(pk__in=[e.pk for e in entries]).order_by("pk")
     assert list(attempts.values_list("publish_attempts", flat=True)) == [2, 2, 1, 1, 1]
+
+
+def test_a_queued_message_counts_as_a_full_batch_of_events(hook, settings):
+    settings.PORTAL_EVENTS_PER_TASK = 2
+    entries = [accepted(hook, email=f"guest{i}@example.com") for i in range(5)]
+    relay_once()  # three messages: two events, two, one
+    for age, entry in zip(range(9, 4, -1), entries, strict=True):
+        Outbox.objects.filter(pk=entry.pk).update(
+            created_at=ago(10 * BOUND), published_at=ago(age * BOUND)
+        )
+    take_from_queue("intake", 1)
+
+    # Two messages left may hold four events: only the fifth is surely lost, the oldest.
+    assert outbox.sweep()["events"] == 1
+    attempts = Outbox.objects.filter(pk__in=[e.pk for e in entries]).order_by("pk")
+    assert list(attempts.values_list("publish_attempts", flat=True)) == [2, 1, 1, 1, 1]
 
 
 def test_a_sweep_while_another_is_running_does_nothing(hook):
