@@ -162,6 +162,7 @@ def test_a_revoked_agent_stops_asking_for_work(working_agent, protocol_portal):
         lambda: "Last problem: Revoked by the portal." in agent_cli(agent.data, "status").stdout,
         what="notice it was revoked",
     )
+    assert "Revoked by the portal." in agent_cli(agent.data, "status").stdout
 
 
 def test_a_subscribe_job_subscribes_with_the_local_credential(

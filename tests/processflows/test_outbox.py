@@ -176,9 +176,7 @@ def test_while_a_backlog_drains_no_entry_is_published_again(hook):
     assert outbox.sweep()["events"] == 0
 
 
-def test_only_as_many_entries_as_the_queue_lost_are_published_again_oldest_first(
-    hook, settings
-):
+def test_only_as_many_entries_as_the_queue_lost_are_published_again_oldest_first(hook, settings):
     settings.PORTAL_EVENTS_PER_TASK = 1  # one message per event: the queue counts entries
     entries = [accepted(hook, email=f"guest{i}@example.com") for i in range(5)]
     relay_once()
