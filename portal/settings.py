@@ -385,9 +385,11 @@ PORTAL_RUN_RETRY_BASE_SECONDS = env_int("PORTAL_RUN_RETRY_BASE_SECONDS", 10)
 PORTAL_RUN_RETRY_MAX_SECONDS = env_int("PORTAL_RUN_RETRY_MAX_SECONDS", 600)
 # Accepted events go to the workers this many to a message; a worker creates their runs
 # together and executes them in the same task, PORTAL_WORKER_RUN_THREADS at a time (steps
-# mostly wait on remote APIs). Each thread holds a database connection of its own.
+# mostly wait on remote APIs). The threads hold no database connection: one writer thread
+# per worker process commits their writes together (portal/processflows/writer.py), so a
+# worker process uses two connections however many threads it has.
 PORTAL_EVENTS_PER_TASK = env_int("PORTAL_EVENTS_PER_TASK", 32)
-PORTAL_WORKER_RUN_THREADS = env_int("PORTAL_WORKER_RUN_THREADS", 16)
+PORTAL_WORKER_RUN_THREADS = env_int("PORTAL_WORKER_RUN_THREADS", 32)
 
 # --- Monitoring: /metrics and logs ------------------------------------------------------------
 # Where every process of this installation keeps its counters for /metrics (one directory,

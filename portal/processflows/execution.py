@@ -11,6 +11,7 @@ through the broker.
 from __future__ import annotations
 
 import gc
+import json
 import logging
 import threading
 import time
@@ -18,10 +19,11 @@ import uuid
 from collections.abc import Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import close_old_connections, connection, transaction
+from django.db import connection, transaction
 from django.db.models import F, Q
 from django.db.models.functions import Coalesce
 from django.utils import timezone
@@ -35,6 +37,11 @@ from portal.ops import logcontext, metrics
 from portal.processflows import alerting, dispatch, registration
 from portal.processflows.models import Run, RunStatus, StepRun
 from portal.processflows.runs import trigger_document
+from portal.processflows.writer import Writer
+from portal.processflows.writer import stop as stop_writer
+from portal.processflows.writer import writer as process_writer
+from portal.vault import audit
+from portal.vault.models import CredentialEvent
 from portal.vault.opener import open_credential
 from portal.vault.selectors import credential_for_use
 
@@ -149,17 +156,26 @@ def claim_runs(refs: Iterable[tuple[int, int]]) -> list[Run]:
 
 def _finish(run: Run, **fields) -> bool:
     """Record the run's outcome and let go of it; False if it was no longer ours."""
+    finished = _release(run, fields)
+    if finished:
+        _count(run, fields)
+    return finished
+
+
+def _release(run: Run, fields: dict) -> bool:
     fields.update(lease_owner="", lease_expires_at=None)
-    finished = bool(
+    return bool(
         Run.objects.for_tenant(run.organization_id)
         .filter(pk=run.pk, lease_owner=run.lease_owner)
         .update(**fields)
     )
-    if finished:  # metrics (observability): count the outcome once, by whoever recorded it
-        metrics.run_ended(
-            fields["status"], started_at=run.started_at, finished_at=fields.get("finished_at")
-        )
-    return finished
+
+
+def _count(run: Run, fields: dict) -> None:
+    # metrics (observability): count the outcome once, by whoever recorded it
+    metrics.run_ended(
+        fields["status"], started_at=run.started_at, finished_at=fields.get("finished_at")
+    )
 
 
 class CloudHost:
@@ -170,7 +186,14 @@ class CloudHost:
     earlier would only cost a write per step.
     """
 
-    def __init__(self, run: Run, rows: dict[int, StepRun], credentials: dict | None = None):
+    def __init__(
+        self,
+        run: Run,
+        rows: dict[int, StepRun],
+        credentials: dict | None = None,
+        *,
+        writer: Writer | None = None,
+    ):
         self.run = run
         self.rows = rows
         self.unsaved: dict[int, StepRun] = {}
@@ -178,6 +201,9 @@ class CloudHost:
         # Credentials read for the runs of one batch, shared by them: the read cost a fifth
         # of a run's CPU. Each use is still opened (decrypted) and audited on its own.
         self.credentials = {} if credentials is None else credentials
+        # On a run thread: the process's writer commits this run's writes (its thread
+        # holds no database connection). None: written here, on this thread's connection.
+        self.writer = writer
 
     @contextmanager
     def open_credential(self, ref, *, application, purpose):
@@ -189,7 +215,14 @@ class CloudHost:
                 raise flows.CredentialUnavailable(CREDENTIAL_DELETED)
             if key:
                 self.credentials[key] = credential
-        with open_credential(credential, purpose=purpose) as opened:
+        record = None
+        if self.writer is not None:
+            writer = self.writer
+
+            def record(*args, **kwargs):
+                writer.later(_Writes(entries=[audit.entry(*args, **kwargs)]))
+
+        with open_credential(credential, purpose=purpose, record=record) as opened:
             yield opened
 
     def runtime(self, app: connectors.Connector) -> connectors.Runtime:
@@ -235,13 +268,132 @@ class CloudHost:
 
     def save_steps(self) -> None:
         """Write the step records not written yet: new ones in one INSERT."""
+        rows = self.take_unsaved()
+        if not rows:
+            return
+        if self.writer is None:
+            _write_steps(rows)
+        else:
+            self.writer.write(_Writes(steps=rows))
+
+    def take_unsaved(self) -> list[StepRun]:
+        """The step records not written yet, from now on the caller's to write."""
         rows, self.unsaved = list(self.unsaved.values()), {}
-        new = [row for row in rows if row.pk is None]
-        if new:
-            StepRun.objects.bulk_create(new)
-        for row in rows:
-            if not any(row is made for made in new):
-                row.save(update_fields=_RECORD_FIELDS)
+        return rows
+
+
+def _write_steps(rows: list[StepRun]) -> None:
+    """Write step records: the new ones in one INSERT, the others in one UPDATE."""
+    new = [row for row in rows if row.pk is None]
+    if new:
+        StepRun.objects.bulk_create(new)
+    known = [row for row in rows if not any(row is made for made in new)]
+    if not known:
+        return
+    if connection.vendor != "postgresql":
+        for row in known:
+            row.save(update_fields=_RECORD_FIELDS)
+        return
+    # One statement for every row: the ORM's save cost a query, and much CPU, per row.
+    params: list = []
+    for row in known:
+        params += [
+            row.pk, row.status, row.attempts, json.dumps(row.request), row.response_status,
+            json.dumps(row.output), row.error, row.duration_ms, row.started_at, row.finished_at,
+        ]  # fmt: skip
+    with connection.cursor() as cursor:
+        cursor.execute(_UPDATE_STEPS.format(values=", ".join([_STEP_VALUES] * len(known))), params)
+
+
+# Only placeholders and the models' own table and column names go into these statements.
+_STEP_VALUES = (
+    "(%s::bigint, %s::varchar, %s::integer, %s::jsonb, %s::integer, %s::jsonb, %s::text,"
+    " %s::integer, %s::timestamptz, %s::timestamptz)"
+)
+_UPDATE_STEPS = (
+    f"UPDATE {StepRun._meta.db_table} AS s"  # noqa: S608
+    f" SET {', '.join(f'{name} = v.{name}' for name in _RECORD_FIELDS)}"
+    " FROM (VALUES {values})"
+    f" AS v(id, {', '.join(_RECORD_FIELDS)}) WHERE s.id = v.id"
+)
+_RUN_VALUES = "(%s::bigint, %s::bigint, %s::varchar, %s::jsonb, %s::timestamptz)"
+_RELEASE_SUCCEEDED = (
+    f"UPDATE {Run._meta.db_table} AS r"  # noqa: S608
+    " SET status = %s, output = v.output, error = '', finished_at = v.finished_at,"
+    " next_attempt_at = NULL, lease_owner = '', lease_expires_at = NULL"
+    " FROM (VALUES {values}) AS v(id, organization_id, owner, output, finished_at)"
+    " WHERE r.id = v.id AND r.organization_id = v.organization_id"
+    " AND r.lease_owner = v.owner AND r.lease_owner <> '' RETURNING r.id"
+)
+
+
+def _release_succeeded(releases: list[tuple[Run, dict]]) -> set[int]:
+    """:func:`_release` for runs that succeeded, in one statement; the ids released."""
+    if connection.vendor != "postgresql":
+        return {run.pk for run, fields in releases if _release(run, fields)}
+    params: list = [RunStatus.SUCCEEDED]
+    for run, fields in releases:
+        params += [
+            run.pk, run.organization_id, run.lease_owner, json.dumps(fields["output"]),
+            fields["finished_at"],
+        ]  # fmt: skip
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _RELEASE_SUCCEEDED.format(values=", ".join([_RUN_VALUES] * len(releases))), params
+        )
+        return {row[0] for row in cursor.fetchall()}
+
+
+@dataclass
+class _Writes:
+    """What one run thread waits to have committed (see ``writer.py``): step records, an
+    outcome (the run and the fields :func:`_release` writes), audit entries."""
+
+    steps: list[StepRun] = field(default_factory=list)
+    release: tuple[Run, dict] | None = None
+    entries: list[CredentialEvent] = field(default_factory=list)
+    new: list = field(default_factory=list)
+
+    def __post_init__(self):
+        # What the INSERTs give a primary key, to take back if they are rolled back.
+        self.new = [row for row in [*self.steps, *self.entries] if row.pk is None]
+
+
+def _apply_writes(batch: list[_Writes]) -> list[bool | None]:
+    """Write a batch of run threads' writes (in the writer's transaction): all step
+    records, all audit entries, the succeeded runs each in one statement; returns, per
+    payload, whether its run was released (None: it released none)."""
+    _write_steps([row for writes in batch for row in writes.steps])
+    entries = [entry for writes in batch for entry in writes.entries]
+    if entries:
+        CredentialEvent.objects.bulk_create(entries)
+    succeeded = [
+        writes.release
+        for writes in batch
+        if writes.release is not None and writes.release[1]["status"] == RunStatus.SUCCEEDED
+    ]
+    released = _release_succeeded(succeeded) if succeeded else set()
+    results: list[bool | None] = []
+    for writes in batch:
+        if writes.release is None:
+            results.append(None)
+            continue
+        run, fields = writes.release
+        if fields["status"] == RunStatus.SUCCEEDED:
+            results.append(run.pk in released)
+        else:
+            results.append(_release(run, fields))
+    return results
+
+
+def _undo_writes(writes: _Writes) -> None:
+    for row in writes.new:
+        row.pk = None
+        row._state.adding = True
+
+
+def _writer() -> Writer:
+    return process_writer(_apply_writes, _undo_writes)
 
 
 def _record(row: StepRun) -> flows.StepRecord:
@@ -277,8 +429,15 @@ def execute_many(refs: Iterable[tuple[int, int]], *, wait: bool = True) -> list[
         for run in claimed:
             execute_claimed(run, credentials=credentials)
     else:
+        # What the runs read is read here, once for the batch, so that a run thread needs
+        # no database connection: its writes go through the writer (``writer.py``).
+        _read_credentials(claimed, credentials)
+        earlier = _earlier_records(claimed)
+        writer = _writer()
         threads = _threads(size)
-        futures = [threads.submit(run, credentials) for run in claimed]
+        futures = [
+            threads.submit(run, credentials, writer, earlier.get(run.pk, {})) for run in claimed
+        ]
         if wait:
             for future in futures:
                 future.result()
@@ -293,9 +452,11 @@ class _Threads:
         self.pool = ThreadPoolExecutor(size, thread_name_prefix="run")
         self.free = threading.Semaphore(size)
 
-    def submit(self, run: Run, credentials: dict) -> Future:
+    def submit(self, run: Run, credentials: dict, writer: Writer, rows: dict) -> Future:
         self.free.acquire()
-        future = self.pool.submit(_execute_in_thread, run, credentials=credentials)
+        future = self.pool.submit(
+            _execute_in_thread, run, credentials=credentials, writer=writer, rows=rows
+        )
         future.add_done_callback(lambda _: self.free.release())
         return future
 
@@ -320,40 +481,89 @@ def stop_threads() -> None:
         _pools.clear()
     for threads in pools:
         threads.pool.shutdown(wait=True)
+    stop_writer()  # after the threads: they wait for their writes
     gc.collect()  # a finished thread's connection is closed when it is collected
 
 
-def _execute_in_thread(run: Run, *, credentials: dict) -> str | None:
-    # Each thread keeps its own database connection, dropped as a request would drop it.
-    close_old_connections()
+def _read_credentials(claimed: list[Run], credentials: dict) -> None:
+    """Read the credentials the batch's action steps name into ``credentials`` (as
+    :meth:`CloudHost.open_credential` keys them); one it cannot read is left to the run."""
+    for run in claimed:
+        for step in run.version.definition.get("steps", []):
+            ref = step.get("credential") if isinstance(step, dict) else None
+            if not isinstance(ref, int | str) or not ref:
+                continue
+            key = (run.organization_id, ref)
+            if key in credentials:
+                continue
+            try:
+                credential = credential_for_use(run.processflow.organization, ref)
+            except (ValueError, TypeError):  # not an id: the run says why it cannot use it
+                continue
+            if credential is not None:
+                credentials[key] = credential
+
+
+def _earlier_records(claimed: list[Run]) -> dict[int, dict[int, StepRun]]:
+    """The step records of earlier attempts, by run and position (a first attempt has none)."""
+    again = [run.pk for run in claimed if run.attempt > 1]
+    rows: dict[int, dict[int, StepRun]] = {}
+    if again:
+        for row in StepRun.objects.filter(run_id__in=again):
+            rows.setdefault(row.run_id, {})[row.position] = row
+    return rows
+
+
+def _execute_in_thread(
+    run: Run, *, credentials: dict, writer: Writer, rows: dict[int, StepRun]
+) -> str | None:
     try:
-        return execute_claimed(run, credentials=credentials)
+        return execute_claimed(run, credentials=credentials, writer=writer, rows=rows)
     except Exception:
         # Nobody waits for this thread's answer: say it here. The run keeps its lease and
         # is taken over when the lease expires, as after a task that failed.
         logger.exception("run %s stopped on an internal error", run.pk)
         raise
     finally:
-        close_old_connections()
+        # A run thread reads nothing in the usual case; one that had to (a lease renewed,
+        # a run given up, a credential read again) lets its connection go, so that the
+        # threads never hold more than a few of the server's connections.
+        if connection.connection is not None:
+            connection.close()
 
 
-def execute_claimed(run: Run, *, credentials: dict | None = None) -> str | None:
+def execute_claimed(
+    run: Run,
+    *,
+    credentials: dict | None = None,
+    writer: Writer | None = None,
+    rows: dict[int, StepRun] | None = None,
+) -> str | None:
     """Execute a run this worker claimed; returns its new status, or None if it was lost.
-    ``credentials`` holds the credentials read for other runs of the same batch."""
+    ``credentials`` holds the credentials read for other runs of the same batch; ``writer``
+    commits the run's writes (None: this thread writes them); ``rows``: its step records
+    of earlier attempts, when the caller read them."""
     # Bound here, in the thread that runs it: log lines say which run, event and delivery.
     request_id = (run.event.headers or {}).get("x-request-id") if run.event_id else None
     with logcontext.bound(run_id=run.pk, event_id=run.event_id, request_id=request_id):
-        status = _execute_claimed(run, credentials)
+        status = _execute_claimed(run, credentials, writer, rows)
         logger.info("run %s: %s", run.pk, status or "lost to another worker")
         return status
 
 
-def _execute_claimed(run: Run, credentials: dict | None) -> str | None:
+def _execute_claimed(
+    run: Run, credentials: dict | None, writer: Writer | None, rows: dict[int, StepRun] | None
+) -> str | None:
     if give_up_if_exhausted(run):
         return RunStatus.FAILED
-    # A first attempt has no records yet: only a run claimed before has some to resume.
-    rows = {row.position: row for row in StepRun.objects.filter(run=run)} if run.attempt > 1 else {}
-    host = CloudHost(run, rows, credentials)
+    if rows is None:
+        # A first attempt has no records yet: only a run claimed before has some to resume.
+        rows = (
+            {row.position: row for row in StepRun.objects.filter(run=run)}
+            if run.attempt > 1
+            else {}
+        )
+    host = CloudHost(run, rows, credentials, writer=writer)
     result = flows.execute_steps(
         run.version.definition,
         # The unredacted trigger document exists only here, in the worker's memory.
@@ -427,11 +637,16 @@ def conclude(
             )
         else:
             fields = dict(status=RunStatus.FAILED, error=error, finished_at=timezone.now())
-    with transaction.atomic():
-        if host is not None:
-            host.save_steps()
-        if not _finish(run, **fields):
-            return None
+    if host is not None and host.writer is not None:
+        released = host.writer.write(_Writes(steps=host.take_unsaved(), release=(run, fields)))
+    else:
+        with transaction.atomic():
+            if host is not None:
+                host.save_steps()
+            released = _release(run, fields)
+    if not released:
+        return None
+    _count(run, fields)
     if fields["status"] == RunStatus.RETRYING:
         dispatch.publish_run(run.organization_id, run.pk, countdown=delay)
     elif fields["status"] == RunStatus.FAILED:

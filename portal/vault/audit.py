@@ -41,8 +41,18 @@ def record(
     credential: Credential, action: str, *, actor: Actor | Membership, **detail
 ) -> CredentialEvent:
     """Append an audit entry; ``detail`` holds outcomes and messages, never secrets."""
+    made = entry(credential, action, actor=actor, **detail)
+    made.save(force_insert=True)
+    return made
+
+
+def entry(
+    credential: Credential, action: str, *, actor: Actor | Membership, **detail
+) -> CredentialEvent:
+    """The audit entry :func:`record` appends, not saved yet (for a caller that writes many
+    together)."""
     actor = as_actor(actor)
-    return CredentialEvent.objects.create(
+    return CredentialEvent(
         organization_id=credential.organization_id,
         credential=credential if credential.pk else None,
         credential_name=credential.name,

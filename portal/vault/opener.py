@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 
 import connectors
@@ -56,12 +56,15 @@ def open_credential(
     actor: audit.Actor | Membership | None = None,
     audit_as: str | None = CredentialEvent.Action.USED,
     fields: Iterable[str] | None = None,
+    record: Callable[..., object] | None = None,
 ) -> Iterator[flows.OpenedCredential]:
     """Decrypt ``credential`` (only its secret ``fields``, if given) for the ``with`` block;
     audit the use when it ends.
 
     ``actor`` defaults to the system acting for ``purpose``. ``audit_as`` is the audit
     action written (None when the caller writes its own entry, as validation does).
+    ``record`` writes the entry, with :func:`audit.record`'s arguments (default: that
+    function, at once; a Cloud worker's run threads hand it to their writer thread).
     Raises ``flows.CredentialUnavailable`` when the secrets cannot be decrypted.
     """
     who = audit.as_actor(actor) if actor is not None else audit.Actor.system(purpose)
@@ -88,7 +91,7 @@ def open_credential(
             detail = dict(opened.outcome)
             if "action" in detail:  # the connector action, beside the audit entry's own
                 detail["step_action"] = detail.pop("action")
-            audit.record(credential, audit_as, actor=who, **detail)
+            (record or audit.record)(credential, audit_as, actor=who, **detail)
         if opened.outcome.get("status") == 401:
             # The application says the credential no longer works: a run step, a Test
             # step or a subscription call shows it as surely as a validation would.
