@@ -452,6 +452,11 @@ def main() -> None:
         "--profile", metavar="DIR", help="record the worker with py-spy into DIR (speedscope)"
     )
     parser.add_argument(
+        "--profile-gil",
+        action="store_true",
+        help="with --profile: only samples holding the GIL (CPU, not waits)",
+    )
+    parser.add_argument(
         "--database-url", default="postgres://postgres@127.0.0.1:5432/portal_bench_runs"
     )
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/9")
@@ -520,7 +525,8 @@ def main() -> None:
             profiler = subprocess.Popen(
                 [str(Path(sys.executable).parent / "py-spy"), "record", "--subprocesses",
                  "-r", "50", "-f", "speedscope", "-o",
-                 f"{args.profile}/worker.speedscope.json", "-p", str(worker.pid)],
+                 f"{args.profile}/worker.speedscope.json", "-p", str(worker.pid),
+                 *(["--gil"] if args.profile_gil else [])],
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             )  # fmt: skip
         for delay in delays:

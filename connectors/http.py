@@ -132,6 +132,7 @@ class SharedGuardedAdapter(_Shared, GuardedAdapter):
     """A process-wide connection pool whose connections obey one network policy."""
 
 
+SHARED_POOL_SIZE = 64
 _transports: dict[NetworkPolicy | None, HTTPAdapter] = {}
 _transports_lock = threading.Lock()
 # A forked worker (Celery prefork) must not use sockets its parent opened.
@@ -154,10 +155,15 @@ def transport(policy: NetworkPolicy | None, *, shared: bool) -> HTTPAdapter:
     with _transports_lock:
         adapter = _transports.get(policy)
         if adapter is None:
+            # Up to SHARED_POOL_SIZE idle connections kept per host: as many as a worker's run
+            # threads may have in flight to one destination, or each call past the size
+            # would open a connection and throw it away.
             if policy is not None:
-                adapter = SharedGuardedAdapter(policy, pool_connections=16, pool_maxsize=16)
+                adapter = SharedGuardedAdapter(
+                    policy, pool_connections=16, pool_maxsize=SHARED_POOL_SIZE
+                )
             else:
-                adapter = SharedAdapter(pool_connections=16, pool_maxsize=16)
+                adapter = SharedAdapter(pool_connections=16, pool_maxsize=SHARED_POOL_SIZE)
             _transports[policy] = adapter
         return adapter
 

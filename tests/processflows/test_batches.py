@@ -11,6 +11,8 @@ from django.db import connection, transaction
 from portal.celery import app
 from portal.processflows import dispatch, execution, tasks
 from portal.processflows.models import Outbox, Run, RunStatus, StepRun
+from portal.processflows.writer import Writer
+from portal.vault.models import CredentialEvent
 from tests.factories import every, make_credential, make_event, make_processflow, make_run
 from tests.processes import purge_queues
 from tests.processflows.reliability.support import (
@@ -77,6 +79,53 @@ def test_one_task_makes_and_executes_the_runs_of_a_batch_on_threads(
     ]
     assert steps.count() == 12
     assert not Outbox.objects.filter(done_at__isnull=True).exists()
+
+
+def test_runs_on_threads_audit_each_use_of_their_credential(transactional_db, settings, forwarding):
+    settings.PORTAL_WORKER_RUN_THREADS = 4
+    hook, _ = forwarding
+    events = accepted(hook, 5)
+
+    tasks.process_events(events)
+    execution.stop_threads()  # the writer commits what the threads handed it, then ends
+
+    used = every(CredentialEvent).filter(action=CredentialEvent.Action.USED)
+    assert used.count() == 5
+    assert {entry.detail["step_action"] for entry in used} == {"post_json"}
+    assert all(entry.detail["ok"] for entry in used)
+
+
+def test_a_write_that_fails_fails_only_its_own_run_not_the_others_committed_with_it(
+    transactional_db,
+):
+    undone = []
+
+    def apply(payloads):
+        if "bad" in payloads:
+            raise ValueError("this write cannot be made")
+        return [payload.upper() for payload in payloads]
+
+    writer = Writer(apply, undone.append)
+    try:
+        results = {}
+
+        def write(payload):
+            try:
+                results[payload] = writer.write(payload)
+            except ValueError as error:
+                results[payload] = error
+
+        threads = [threading.Thread(target=write, args=(p,)) for p in ("a", "bad", "c", "d")]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        writer.stop()
+
+    assert {p: r for p, r in results.items() if p != "bad"} == {"a": "A", "c": "C", "d": "D"}
+    assert isinstance(results["bad"], ValueError)
+    assert "bad" in undone
 
 
 def test_processing_a_batch_again_makes_no_second_run_nor_forward(
