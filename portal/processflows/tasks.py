@@ -65,7 +65,7 @@ def process_events(events: list[list[int]]) -> int:
             refs.append((run.organization_id, run.pk))
         else:  # an on-premise agent of the group takes it
             dispatch.publish_run(run.organization_id, run.pk, agent_group_id=group_id)
-    left = execution.execute_many(refs, wait=False)
+    left = execution.execute_many(refs, wait=False, known={run.pk: run for run in waiting})
     for organization_id, run_id in left:
         dispatch.publish_run(organization_id, run_id)
     return len(refs) - len(left)

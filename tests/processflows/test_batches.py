@@ -66,6 +66,8 @@ def test_one_task_makes_and_executes_the_runs_of_a_batch_on_threads(
     assert executed == 6
     runs = every(Run).filter(deployment=hook.deployment)
     assert sorted(runs.values_list("status", flat=True)) == [RunStatus.SUCCEEDED] * 6
+    assert {(run.attempt, run.lease_owner) for run in runs} == {(1, "")}
+    assert all(run.started_at <= run.finished_at for run in runs)
     assert sorted(d["email"] for d in destination.documents) == [
         f"guest{n}@example.com" for n in range(6)
     ]
