@@ -19,7 +19,11 @@ machine. ``--count-requests`` has gunicorn write an access log and counts the HT
 per run by endpoint during each burst (the log costs gunicorn a little CPU on both sides).
 
     .venv/bin/python benchmarks/agent_throughput.py [-n 200] [--paced 40 --rate 4]
-        [--concurrency 4] [--no-action] [--count-requests] [--json]
+        [--concurrency 4] [--agent-slots N] [--no-action] [--count-requests] [--json]
+
+Both sides get as many runs at once: the Celery worker runs ``--concurrency`` processes of
+``PORTAL_WORKER_RUN_THREADS`` run threads each, so the agent gets that many run slots
+(``--agent-slots`` sets another number).
 
 Goals (issue 11): pickup p95 under 1 s; the agent's runs/s at least the Cloud worker's. With
 the action step, both sides share Calendly's declared budget (500 requests a minute per
@@ -244,7 +248,9 @@ def main() -> None:
     parser.add_argument("-n", "--runs", type=int, default=200, help="burst size per side")
     parser.add_argument("--paced", type=int, default=40, help="paced deliveries per side")
     parser.add_argument("--rate", type=float, default=4.0, help="paced deliveries per second")
-    parser.add_argument("--concurrency", type=int, default=4, help="worker and agent slots")
+    parser.add_argument("--concurrency", type=int, default=4, help="Celery worker processes")
+    parser.add_argument("--agent-slots", type=int, default=None,
+                        help="runs at once on the agent (default: the worker's)")  # fmt: skip
     parser.add_argument("--no-action", action="store_true", help="the map step only")
     parser.add_argument(
         "--database-url", default="postgres://postgres@127.0.0.1:5432/portal_bench_agent"
@@ -307,9 +313,12 @@ def main() -> None:
              "store.validate_connection(c)"],
             env=agent_env, cwd=REPO, check=True,
         )  # fmt: skip
+        from django.conf import settings
+
+        slots = args.agent_slots or args.concurrency * settings.PORTAL_WORKER_RUN_THREADS
         children.append(subprocess.Popen(
             [sys.executable, "-m", "agent", "run", "--listen", f"127.0.0.1:{free_port()}",
-             "--concurrency", str(args.concurrency)], env=agent_env, **quiet,
+             "--concurrency", str(slots)], env=agent_env, **quiet,
         ))  # fmt: skip
         children.append(subprocess.Popen(
             [sys.executable, "manage.py", "relay_outbox"], env=env, **quiet
@@ -335,7 +344,7 @@ def main() -> None:
             group=issued.agent.group,
         )  # fmt: skip
         report = {"runs_per_side": args.runs, "action_step": action,
-                  "concurrency": args.concurrency}  # fmt: skip
+                  "concurrency": args.concurrency, "agent_slots": slots}  # fmt: skip
         gunicorn, agent, relay, worker = (child.pid for child in children)
         processes = {"gunicorn": [gunicorn], "agent": [agent], "relay": [relay],
                      "celery": [worker]}  # fmt: skip
@@ -371,8 +380,8 @@ def _print(report: dict, args) -> None:
         print(json.dumps(report, indent=2))
         return
     steps_text = "map + Calendly users/me" if report["action_step"] else "map only"
-    print(f"{report['runs_per_side']} runs per side ({steps_text}), "
-          f"{report['concurrency']} slots each")  # fmt: skip
+    print(f"{report['runs_per_side']} runs per side ({steps_text}), {report['concurrency']} "
+          f"worker processes, {report['agent_slots']} agent slots")  # fmt: skip
     print(f"{'':14}{'runs/s':>10}{'pickup p50':>13}{'pickup p95':>13}{'burst p50':>12}"
           f"{'run p50':>10}")  # fmt: skip
     for side in ("cloud", "agent"):
