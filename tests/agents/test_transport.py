@@ -13,6 +13,7 @@ from django import db
 from django.conf import settings
 from django.utils import timezone
 
+from portal.agents import jobs
 from portal.agents.wake import _key
 from portal.processflows import dispatch, outbox
 from portal.processflows.models import Run, RunStatus, StepRun
@@ -256,6 +257,19 @@ def test_a_poll_whose_agent_hung_up_leases_nothing(plant_api, group_flow):
     run.refresh_from_db()
     assert (run.status, run.attempt, run.lease_owner) == (RunStatus.QUEUED, 0, "")
     assert [job["id"] for job in take(plant_api)] == [f"run:{run.pk}"]
+
+
+def test_a_poll_whose_agent_hung_up_while_waiting_passes_its_wake_up_on(plant):
+    if not settings.REDIS_URL:
+        pytest.skip("wake-ups go through Redis")
+    connection = redis.Redis.from_url(settings.REDIS_URL)
+    key = _key(plant.agent.group_id)
+    connection.delete(key)
+    connection.lpush(key, "1")  # a run was queued while the poll waited...
+    hung_up = iter([False, True])  # ...and its agent is gone when it wakes
+    assert jobs.long_poll(plant.agent, wait=25, gone=lambda: next(hung_up)) == []
+    assert connection.llen(key) == 1  # for another agent of the group
+    connection.delete(key)
 
 
 def test_a_poll_whose_agent_is_still_connected_is_handed_work(plant_api, group_flow):
