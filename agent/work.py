@@ -132,12 +132,9 @@ class AgentHost:
         return True
 
     def record_step(self, record: flows.StepRecord) -> None:
-        self.worker.outbox.add(
-            f"runs/{self.run_id}/steps",
-            {"lease": self.lease, "record": record.__dict__.copy()},
-            run_id=self.run_id,
-        )
-        self.worker.outbox.kick(self.run_id)
+        # Kept on disk at once, sent with the run's finish (one report per run); a run still
+        # going has them sent by the background flusher within a few seconds.
+        self.worker.outbox.add_step(self.run_id, self.lease, record.__dict__.copy())
 
 
 class Worker:
@@ -284,7 +281,8 @@ class Worker:
             while not self.stopping.is_set():
                 self._wake_flusher.clear()
                 try:
-                    ok = self.outbox.flush()
+                    # Reports younger than this are sent by a sender when their run ends.
+                    ok = self.outbox.flush(older_than=FLUSH_SECONDS)
                 except Exception:  # the database busy or a bug: log, keep the loop alive
                     logger.exception("flushing the outbox failed")
                     ok = False
@@ -359,23 +357,22 @@ class Worker:
             self.outbox.drop_run(host.run_id)
             return LOST
         failure = result.failure
-        self.outbox.add(
-            f"runs/{host.run_id}/finish",
+        self.outbox.add_finish(
+            host.run_id,
+            host.lease,
             {
-                "lease": host.lease,
                 "status": result.status,
                 "output": result.output,
                 "error": result.error,
                 "retryable": bool(failure and failure.retryable),
                 "retry_after": failure.retry_after if failure else None,
             },
-            run_id=host.run_id,
         )
         self.outbox.kick(host.run_id)
         return result.status
 
     def _report(self, job_id: str, result: dict) -> None:
-        self.outbox.add(f"jobs/{job_id}/result", result, run_id=None)
+        self.outbox.add_result(job_id, result)
         self.outbox.kick(None)
 
     def _credentials(self, job: dict):

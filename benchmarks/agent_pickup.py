@@ -160,8 +160,8 @@ def measure(world: dict, base: str, count: int) -> list[float]:
         (job,) = answer[0].json()["jobs"]
         assert job["id"] == f"run:{run.pk}", job["id"]
         samples.append((answer[1] - queued) * 1000)
-        finish = {"lease": job["run"]["lease"], "status": "succeeded", "output": {}}
-        session.post(f"{base}runs/{run.pk}/finish", json=finish, timeout=60)
+        report = {"lease": job["run"]["lease"], "finish": {"status": "succeeded", "output": {}}}
+        session.post(f"{base}runs/{run.pk}/report", json=report, timeout=60)
     connection.close()
     return samples
 

@@ -13,8 +13,17 @@ What it does, on a throwaway database (created and dropped) and a Redis database
    ``--rate`` per second, whose **pickup latency** (run queued -> its first step started) is
    reported as p50/p95 (the burst's pickup is mostly time spent queued behind other runs).
 
+CPU per run (user + system, from /proc) of each process group during the burst is printed
+beside the wall-clock figures, because it is much less disturbed by other work on the
+machine. ``--count-requests`` has gunicorn write an access log and counts the HTTP requests
+per run by endpoint during each burst (the log costs gunicorn a little CPU on both sides).
+
     .venv/bin/python benchmarks/agent_throughput.py [-n 200] [--paced 40 --rate 4]
-        [--concurrency 4] [--no-action] [--json]
+        [--concurrency 4] [--agent-slots N] [--no-action] [--count-requests] [--json]
+
+Both sides get as many runs at once: the Celery worker runs ``--concurrency`` processes of
+``PORTAL_WORKER_RUN_THREADS`` run threads each, so the agent gets that many run slots
+(``--agent-slots`` sets another number).
 
 Goals (issue 11): pickup p95 under 1 s; the agent's runs/s at least the Cloud worker's. With
 the action step, both sides share Calendly's declared budget (500 requests a minute per
@@ -27,6 +36,7 @@ import argparse
 import base64
 import json
 import os
+import re
 import secrets
 import shutil
 import statistics
@@ -155,14 +165,59 @@ def run_seconds(flow, since) -> list[float]:
     return [(r.finished_at - r.started_at).total_seconds() for r in runs if r.started_at]
 
 
-def measure(port, flow, key, *, n, paced, rate, tag, timeout) -> dict:
+def cpu_seconds(pids: list[int]) -> float:
+    """CPU seconds (user + system) used so far by ``pids`` and all their descendants."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    stats: dict[int, tuple[int, int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # ended meanwhile
+        stats[int(entry)] = (int(fields[1]), int(fields[11]) + int(fields[12]))
+    wanted = set(pids)
+    while True:
+        more = {pid for pid, (parent, _) in stats.items() if parent in wanted} - wanted
+        if not more:
+            break
+        wanted |= more
+    return sum(stats[pid][1] for pid in wanted if pid in stats) / ticks
+
+
+def requests_by_endpoint(log: Path | None, start: int, end: int) -> dict[str, int]:
+    """HTTP requests gunicorn logged between two offsets of its access log, by endpoint
+    (ids replaced by ``<id>``, the query left out)."""
+    if log is None:
+        return {}
+    with log.open("rb") as file:
+        file.seek(start)
+        text = file.read(end - start).decode(errors="replace")
+    counts: dict[str, int] = {}
+    for match in re.finditer(r'"([A-Z]+) ([^ ?"]+)', text):
+        path = re.sub(r"/hooks/[^/]+/", "/hooks/<hook>/", match.group(2))
+        endpoint = f"{match.group(1)} {re.sub(r'/[0-9]+|/[a-z]+:[0-9:]+', '/<id>', path)}"
+        counts[endpoint] = counts.get(endpoint, 0) + 1
+    return dict(sorted(counts.items()))
+
+
+def measure(port, flow, key, *, n, paced, rate, tag, timeout, processes, log) -> dict:
     from django.utils import timezone
 
     burst_since = timezone.now()
+    cpu_before = {name: cpu_seconds(pids) for name, pids in processes.items()}
+    log_start = log.stat().st_size if log else 0
     started = time.perf_counter()
     sent = load(port, signed_deliveries(n, f"/hooks/{flow.hook_id}/", key, port, tag + "b"), 8)
     wait_runs(flow, n, timeout)
     elapsed = time.perf_counter() - started
+    cpu_ms = {
+        name: round(1000 * (cpu_seconds(pids) - cpu_before[name]) / n, 1)
+        for name, pids in processes.items()
+    }
+    requests = requests_by_endpoint(log, log_start, log.stat().st_size if log else 0)
+    load_average = os.getloadavg()[0]
     burst_pickup = pickups(flow, burst_since)
     durations = run_seconds(flow, burst_since)
     paced_since = timezone.now()
@@ -182,6 +237,9 @@ def measure(port, flow, key, *, n, paced, rate, tag, timeout) -> dict:
         "pickup_p50_s": statistics.median(paced_pickup),
         "pickup_p95_s": statistics.quantiles(paced_pickup, n=20)[18],
         "paced_runs": len(paced_pickup),
+        "cpu_ms_per_run": cpu_ms,
+        "requests_per_run": {k: round(v / n, 2) for k, v in requests.items()},
+        "load_average_1m": load_average,
     }
 
 
@@ -190,13 +248,17 @@ def main() -> None:
     parser.add_argument("-n", "--runs", type=int, default=200, help="burst size per side")
     parser.add_argument("--paced", type=int, default=40, help="paced deliveries per side")
     parser.add_argument("--rate", type=float, default=4.0, help="paced deliveries per second")
-    parser.add_argument("--concurrency", type=int, default=4, help="worker and agent slots")
+    parser.add_argument("--concurrency", type=int, default=4, help="Celery worker processes")
+    parser.add_argument("--agent-slots", type=int, default=None,
+                        help="runs at once on the agent (default: the worker's)")  # fmt: skip
     parser.add_argument("--no-action", action="store_true", help="the map step only")
     parser.add_argument(
         "--database-url", default="postgres://postgres@127.0.0.1:5432/portal_bench_agent"
     )
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/10")
     parser.add_argument("--timeout", type=float, default=900)
+    parser.add_argument("--count-requests", action="store_true",
+                        help="count HTTP requests per run (gunicorn access log)")  # fmt: skip
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
 
@@ -225,12 +287,14 @@ def main() -> None:
     create_database(args.database_url)
     children: list[subprocess.Popen] = []
     quiet = {"cwd": REPO, "stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+    log = agent_data.parent / f"{agent_data.name}-access.log" if args.count_requests else None
+    access = ["--access-logfile", str(log)] if log else []
     try:
         organization, owner, credential, issued = prepare(env, seed.OWNER_TOKEN)
         children.append(subprocess.Popen(
             [sys.executable, "-m", "gunicorn", "portal.wsgi:application",
              "--bind", f"127.0.0.1:{port}", "--workers", "2", "--worker-class", "gthread",
-             "--threads", "8", "--keep-alive", "30", "--log-level", "warning"],
+             "--threads", "8", "--keep-alive", "30", "--log-level", "warning", *access],
             env=env, **quiet,
         ))  # fmt: skip
         wait_until_serving(port, children[-1])
@@ -249,9 +313,12 @@ def main() -> None:
              "store.validate_connection(c)"],
             env=agent_env, cwd=REPO, check=True,
         )  # fmt: skip
+        from django.conf import settings
+
+        slots = args.agent_slots or args.concurrency * settings.PORTAL_WORKER_RUN_THREADS
         children.append(subprocess.Popen(
             [sys.executable, "-m", "agent", "run", "--listen", f"127.0.0.1:{free_port()}",
-             "--concurrency", str(args.concurrency)], env=agent_env, **quiet,
+             "--concurrency", str(slots)], env=agent_env, **quiet,
         ))  # fmt: skip
         children.append(subprocess.Popen(
             [sys.executable, "manage.py", "relay_outbox"], env=env, **quiet
@@ -277,11 +344,16 @@ def main() -> None:
             group=issued.agent.group,
         )  # fmt: skip
         report = {"runs_per_side": args.runs, "action_step": action,
-                  "concurrency": args.concurrency}  # fmt: skip
+                  "concurrency": args.concurrency, "agent_slots": slots}  # fmt: skip
+        gunicorn, agent, relay, worker = (child.pid for child in children)
+        processes = {"gunicorn": [gunicorn], "agent": [agent], "relay": [relay],
+                     "celery": [worker]}  # fmt: skip
         report["cloud"] = measure(port, cloud, cloud_key, n=args.runs, paced=args.paced,
-                                  rate=args.rate, tag="c", timeout=args.timeout)  # fmt: skip
+                                  rate=args.rate, tag="c", timeout=args.timeout,
+                                  processes=processes, log=log)  # fmt: skip
         report["agent"] = measure(port, onprem, onprem_key, n=args.runs, paced=args.paced,
-                                  rate=args.rate, tag="a", timeout=args.timeout)  # fmt: skip
+                                  rate=args.rate, tag="a", timeout=args.timeout,
+                                  processes=processes, log=log)  # fmt: skip
     finally:
         for child in reversed(children):
             child.terminate()
@@ -298,6 +370,8 @@ def main() -> None:
         redis.Redis.from_url(args.redis_url).flushdb()
         sandbox.stop()
         shutil.rmtree(agent_data, ignore_errors=True)
+        if log:
+            log.unlink(missing_ok=True)
     _print(report, args)
 
 
@@ -306,8 +380,8 @@ def _print(report: dict, args) -> None:
         print(json.dumps(report, indent=2))
         return
     steps_text = "map + Calendly users/me" if report["action_step"] else "map only"
-    print(f"{report['runs_per_side']} runs per side ({steps_text}), "
-          f"{report['concurrency']} slots each")  # fmt: skip
+    print(f"{report['runs_per_side']} runs per side ({steps_text}), {report['concurrency']} "
+          f"worker processes, {report['agent_slots']} agent slots")  # fmt: skip
     print(f"{'':14}{'runs/s':>10}{'pickup p50':>13}{'pickup p95':>13}{'burst p50':>12}"
           f"{'run p50':>10}")  # fmt: skip
     for side in ("cloud", "agent"):
@@ -315,6 +389,13 @@ def _print(report: dict, args) -> None:
         print(f"{side:14}{r['runs_per_second']:>10.1f}{r['pickup_p50_s']:>12.3f}s"
               f"{r['pickup_p95_s']:>12.3f}s{r['burst_pickup_p50_s']:>11.2f}s"
               f"{r['run_p50_s']:>9.2f}s")  # fmt: skip
+    for side in ("cloud", "agent"):
+        r = report[side]
+        cpu = ", ".join(f"{name} {ms:.1f}" for name, ms in r["cpu_ms_per_run"].items())
+        print(f"{side} CPU ms per run: {cpu} (load average {r['load_average_1m']:.1f})")
+        if r["requests_per_run"]:
+            requests = ", ".join(f"{k} {v:g}" for k, v in r["requests_per_run"].items())
+            print(f"{side} HTTP requests per run: {requests}")
     agent, cloud = report["agent"], report["cloud"]
     fast = agent["pickup_p95_s"] < GOAL_PICKUP_P95_S
     keeps_up = agent["runs_per_second"] >= cloud["runs_per_second"]

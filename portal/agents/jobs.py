@@ -1,9 +1,11 @@
 """The portal's half of the agent transport: handing out work, and taking back what the
 agent reports (step records, lease renewals, run outcomes, job results).
 
-Runs are leased to an agent exactly as to a Cloud worker (``execution.claim``: a conditional
-UPDATE with a fresh token) and concluded by the same outcome logic (``execution.conclude``:
-retry with backoff, alerts). Everything is read through the agent's organization and
+Runs are leased to an agent exactly as to a Cloud worker (``execution.claim_for_group``: as
+many as the agent has free slots, in one conditional UPDATE with a fresh token) and
+concluded by the same outcome logic (``execution.conclude``: retry with backoff, alerts);
+a run's step records and outcome usually come back as one report, written in one
+transaction. Everything is read through the agent's organization and
 filtered by its group, so another organization's (or group's) run or job is not found.
 """
 
@@ -11,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+from collections.abc import Callable
 from datetime import timedelta
 
 from django.conf import settings
@@ -50,26 +53,32 @@ def _lease_expiry():
 # --- Handing out work -----------------------------------------------------------------------
 
 
-def _previous(run: Run) -> list[dict]:
-    return [
-        {
-            "position": row.position,
-            "name": row.name,
-            "status": row.status,
-            "attempts": row.attempts,
-            "request": row.request,
-            "response_status": row.response_status,
-            "output": row.output,
-            "error": row.error,
-            "duration_ms": row.duration_ms,
-            "started_at": row.started_at,
-            "finished_at": row.finished_at,
-        }
-        for row in StepRun.objects.filter(run=run).order_by("position")
-    ]
+def _previous(runs: list[Run]) -> dict[int, list[dict]]:
+    """The step records of earlier attempts, by run (a first attempt has none)."""
+    again = [run.pk for run in runs if run.attempt > 1]
+    found: dict[int, list[dict]] = {run_id: [] for run_id in again}
+    if not again:
+        return found
+    for row in StepRun.objects.filter(run_id__in=again).order_by("run_id", "position"):
+        found[row.run_id].append(
+            {
+                "position": row.position,
+                "name": row.name,
+                "status": row.status,
+                "attempts": row.attempts,
+                "request": row.request,
+                "response_status": row.response_status,
+                "output": row.output,
+                "error": row.error,
+                "duration_ms": row.duration_ms,
+                "started_at": row.started_at,
+                "finished_at": row.finished_at,
+            }
+        )
+    return found
 
 
-def _run_job(run: Run) -> dict:
+def _run_job(run: Run, previous: list[dict]) -> dict:
     flow = run.processflow
     return {
         "kind": "run",
@@ -84,7 +93,7 @@ def _run_job(run: Run) -> dict:
             "definition": run.version.definition,
             # Customer data the flow needs, sent over TLS to the agent that runs it.
             "trigger": trigger_document(run.event) if run.event_id else run.input,
-            "previous": _previous(run),
+            "previous": previous,
             "idempotency_prefix": str(run.uid),
             "purpose": f"processflow {flow.name!r} (run {run.pk})",
         },
@@ -92,28 +101,10 @@ def _run_job(run: Run) -> dict:
 
 
 def _claim_runs(agent: Agent, limit: int) -> list[dict]:
-    organization_id = agent.organization_id
-    candidates = list(
-        Run.objects.for_tenant(organization_id)
-        .filter(deployment__agent_group_id=agent.group_id)
-        .filter(execution.claimable(timezone.now()))
-        .order_by("created_at", "pk")
-        .values_list("pk", flat=True)[: limit * 2]
-    )
-    jobs = []
-    for run_id in candidates:
-        if len(jobs) >= limit:
-            break
-        run = execution.claim(organization_id, run_id)
-        if run is None:
-            continue  # another agent of the group took it first
-        Run.objects.for_tenant(organization_id).filter(
-            pk=run.pk, lease_owner=run.lease_owner
-        ).update(agent=agent)
-        if execution.give_up_if_exhausted(run):
-            continue
-        jobs.append(_run_job(run))
-    return jobs
+    claimed = execution.claim_for_group(agent.organization_id, agent.group_id, limit, agent=agent)
+    runs = [run for run in claimed if not execution.give_up_if_exhausted(run)]
+    previous = _previous(runs)
+    return [_run_job(run, previous.get(run.pk, [])) for run in runs]
 
 
 def _job_message(job: AgentJob, agent: Agent) -> dict:
@@ -184,43 +175,35 @@ def take_work(agent: Agent, *, limit: int = MAX_JOBS) -> list[dict]:
     return messages + _claim_runs(agent, limit - len(messages))
 
 
-def has_work(agent: Agent) -> bool:
-    now = timezone.now()
-    runs = (
-        Run.objects.for_tenant(agent.organization_id)
-        .filter(deployment__agent_group_id=agent.group_id)
-        .filter(execution.claimable(now))
-    )
-    if runs.exists():
-        return True
-    return (
-        AgentJob.objects.for_tenant(agent.organization_id)
-        .filter(group_id=agent.group_id, done_at__isnull=True)
-        .exclude(lease_expires_at__gte=now)
-        .exists()
-    )
-
-
-def long_poll(agent: Agent, *, wait: float, limit: int = MAX_JOBS) -> list[dict]:
+def long_poll(
+    agent: Agent, *, wait: float, limit: int = MAX_JOBS, gone: Callable[[], bool] = lambda: False
+) -> list[dict]:
     """Work for ``agent``, waiting up to ``wait`` seconds (capped) for some to be queued.
 
-    Each pass is a cheap existence check; only when there is work are rows leased. Between
-    passes it blocks on the group's Redis wake-up (or sleeps half a second without Redis).
+    Each pass tries to lease work (two indexed reads when there is none). Between passes it
+    blocks on the group's Redis wake-up (or sleeps half a second without Redis). Once
+    ``gone()`` says the agent hung up (it was stopped or killed while its poll was held),
+    nothing more is leased for this poll: work leased to a dead agent would wait for its
+    lease to expire.
     """
     deadline = time.monotonic() + max(0.0, min(float(wait), MAX_WAIT_SECONDS))
+    woken = False
     while True:
+        if gone():
+            if woken:  # the wake-up this poll took is another waiting agent's now
+                wake.wake(agent.group_id)
+            return []
         services.seen(agent)
-        if has_work(agent):
-            jobs = take_work(agent, limit=limit)
-            if jobs:
-                return jobs
+        jobs = take_work(agent, limit=limit)
+        if jobs:
+            return jobs
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             return []
-        wake.wait(agent.group_id, remaining)
+        woken = wake.wait(agent.group_id, remaining)
 
 
-# --- Runs: steps, lease, finish -------------------------------------------------------------
+# --- Runs: reports, lease -------------------------------------------------------------
 
 
 def agent_run(agent: Agent, run_id: int) -> Run:
@@ -292,20 +275,6 @@ def record_from(document: object) -> flows.StepRecord:
     )
 
 
-@transaction.atomic
-def report_step(agent: Agent, run_id: int, *, lease: object, record: flows.StepRecord) -> None:
-    """Store a step record of a run the agent holds (as the Cloud worker stores its own)."""
-    run = agent_run(agent, run_id)
-    Run.objects.for_tenant(agent.organization_id).select_for_update().filter(pk=run.pk).first()
-    run.refresh_from_db(fields=["lease_owner", "status"])
-    if not _holding(run, lease):
-        raise LeaseLost
-    rows = {row.position: row for row in StepRun.objects.filter(run=run, position=record.position)}
-    host = execution.CloudHost(run, rows)
-    host.record_step(record)
-    host.save_steps()  # the Cloud host keeps finished records for its run's end; write now
-
-
 def renew_lease(agent: Agent, run_id: int, *, lease: object):
     """Renew the agent's lease of a run; returns the new expiry."""
     run = agent_run(agent, run_id)
@@ -329,35 +298,66 @@ def _finished_key(run: Run, lease: str) -> str:
     )
 
 
-def finish_run(
-    agent: Agent,
-    run_id: int,
-    *,
-    lease: object,
-    succeeded: bool,
-    output=None,
-    error: str = "",
-    retryable: bool = False,
-    retry_after: float | None = None,
-) -> str:
-    """Conclude a run the agent holds with the Cloud worker's outcome logic; returns the
-    run's new status. Sent again with the same lease (the agent never saw the answer), it
-    answers the same status and changes nothing."""
-    run = agent_run(agent, run_id)
-    if isinstance(lease, str) and lease:
+def _conclusion(finish: object) -> dict:
+    """The keywords of ``execution.conclude`` from a report's ``finish``; ValueError."""
+    if not isinstance(finish, dict):
+        raise ValueError("finish is an object: status, output, error, retryable, retry_after.")
+    outcome = finish.get("status")
+    if outcome not in ("succeeded", "failed"):
+        raise ValueError("finish.status is succeeded or failed.")
+    retry_after = finish.get("retry_after")
+    if retry_after is not None and (
+        isinstance(retry_after, bool) or not isinstance(retry_after, int | float)
+    ):
+        raise ValueError("finish.retry_after is a number of seconds or null.")
+    error = finish.get("error") or ""
+    return {
+        "succeeded": outcome == "succeeded",
+        "output": finish.get("output"),
+        "error": error if isinstance(error, str) else str(error),
+        "retryable": finish.get("retryable") is True,
+        "retry_after": retry_after,
+    }
+
+
+def report_run(agent: Agent, run_id: int, *, lease: object, steps: object, finish: object) -> str:
+    """Store what the agent reports of a run it holds: step records (already redacted by
+    its engine), written as the Cloud worker writes its own, and, with ``finish``, the
+    run's outcome, concluded with the Cloud worker's logic in the same transaction.
+    Returns the run's status. ``Run.DoesNotExist`` for a run not of the agent's group,
+    ValueError for a malformed report, :class:`LeaseLost` (nothing written) when the lease
+    is no longer the run's. Sent again with the same lease (the agent never saw the
+    answer), a finished run's report answers the same status and changes nothing."""
+    run = agent_run(agent, run_id)  # 404 before any 400
+    if not isinstance(steps, list):
+        raise ValueError("steps is a list of step records.")
+    records = [record_from(document) for document in steps]
+    if any(record.position >= len(run.version.definition["steps"]) for record in records):
+        raise ValueError("record.position is not a step of the run's definition.")
+    conclusion = None if finish is None else _conclusion(finish)
+    if conclusion is not None and isinstance(lease, str) and lease:
         done = cache.get(_finished_key(run, lease))
         if done is not None:
             return done
     if not _holding(run, lease):
         raise LeaseLost
-    status = execution.conclude(
-        run,
-        succeeded=succeeded,
-        output=output,
-        error=error,
-        retryable=retryable,
-        retry_after=retry_after,
-    )
+    positions = {record.position for record in records}
+    rows = {row.position: row for row in StepRun.objects.filter(run=run, position__in=positions)}
+    host = execution.CloudHost(run, rows)
+    for record in records:
+        host.keep(record)
+    if conclusion is None:
+        with transaction.atomic():
+            held = (
+                Run.objects.for_tenant(agent.organization_id)
+                .select_for_update()
+                .filter(pk=run.pk, lease_owner=lease, status=RunStatus.RUNNING)
+            )
+            if not held.exists():
+                raise LeaseLost
+            host.save_steps()
+        return RunStatus.RUNNING
+    status = execution.conclude(run, host=host, **conclusion)
     if status is None:
         raise LeaseLost
     cache.set(_finished_key(run, lease), status, FINISHED_TTL_SECONDS)

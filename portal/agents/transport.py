@@ -15,6 +15,7 @@ beyond the cap a poll answers after a one-second look instead of waiting.
 
 from __future__ import annotations
 
+import socket
 import threading
 
 from django.conf import settings
@@ -182,6 +183,26 @@ class HeartbeatView(AgentView):
 _long_polls = threading.BoundedSemaphore(settings.PORTAL_AGENT_LONG_POLLS)
 
 
+def _hung_up(request):
+    """A check whether the client of ``request`` closed its connection (an agent stopped
+    or killed while its long-poll is held), from a peek at gunicorn's socket: the end of
+    the stream, or a reset. Served some other way (no socket to look at, or TLS in this
+    process), the client is taken to be there."""
+    sock = request.META.get("gunicorn.socket")
+
+    def gone() -> bool:
+        if sock is None:
+            return False
+        try:
+            return sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
+        except (BlockingIOError, InterruptedError, ValueError):
+            return False  # nothing to read yet: still connected (ValueError: a TLS socket)
+        except OSError:
+            return True  # reset or closed
+
+    return gone
+
+
 @extend_schema(exclude=True)
 class JobsView(AgentView):
     """``GET jobs?wait=25``: work leased to this agent, as soon as there is some."""
@@ -200,14 +221,15 @@ class JobsView(AgentView):
         limit = min(int(raw_limit), jobs.MAX_JOBS)
         if limit == 0:
             return Response({"jobs": []})  # no room on the agent: nothing to lease
+        gone = _hung_up(request)
         if _long_polls.acquire(blocking=False):
             try:
-                found = jobs.long_poll(self.agent, wait=wait, limit=limit)
+                found = jobs.long_poll(self.agent, wait=wait, limit=limit, gone=gone)
             finally:
                 _long_polls.release()
         else:
             # This process holds as many waiting polls as it may: look briefly, don't hold.
-            found = jobs.long_poll(self.agent, wait=min(wait, 1.0), limit=limit)
+            found = jobs.long_poll(self.agent, wait=min(wait, 1.0), limit=limit, gone=gone)
         return Response({"jobs": found})
 
 
@@ -226,15 +248,22 @@ def _run_or_404(func):
 
 
 @extend_schema(exclude=True)
-class RunStepView(AgentView):
-    """``POST runs/<id>/steps``: one step record (already redacted by the agent's engine)."""
+class RunReportView(AgentView):
+    """``POST runs/<id>/report``: step records (already redacted by the agent's engine)
+    and, once the run is done, its outcome, which the portal concludes as for a Cloud run
+    (retries, alerts). A whole run is usually one report: ``{"lease", "steps": [...],
+    "finish": {"status", "output", "error", "retryable", "retry_after"}}``."""
 
     @_run_or_404
     def post(self, request, run_id: int, body: dict):
-        jobs.agent_run(self.agent, run_id)  # 404 before any 400
-        record = jobs.record_from(body.get("record"))
-        jobs.report_step(self.agent, run_id, lease=body.get("lease"), record=record)
-        return Response({"ok": True})
+        status_now = jobs.report_run(
+            self.agent,
+            run_id,
+            lease=body.get("lease"),
+            steps=body.get("steps", []),
+            finish=body.get("finish"),
+        )
+        return Response({"status": status_now})
 
 
 @extend_schema(exclude=True)
@@ -245,35 +274,6 @@ class RunLeaseView(AgentView):
     def post(self, request, run_id: int, body: dict):
         expires = jobs.renew_lease(self.agent, run_id, lease=body.get("lease"))
         return Response({"lease_expires_at": expires})
-
-
-@extend_schema(exclude=True)
-class RunFinishView(AgentView):
-    """``POST runs/<id>/finish``: the run's outcome; the portal retries, alerts, records."""
-
-    @_run_or_404
-    def post(self, request, run_id: int, body: dict):
-        jobs.agent_run(self.agent, run_id)  # 404 before any 400
-        outcome = body.get("status")
-        if outcome not in ("succeeded", "failed"):
-            raise ValueError("status is succeeded or failed.")
-        retry_after = body.get("retry_after")
-        if retry_after is not None and (
-            isinstance(retry_after, bool) or not isinstance(retry_after, int | float)
-        ):
-            raise ValueError("retry_after is a number of seconds or null.")
-        error = body.get("error") or ""
-        status_now = jobs.finish_run(
-            self.agent,
-            run_id,
-            lease=body.get("lease"),
-            succeeded=outcome == "succeeded",
-            output=body.get("output"),
-            error=error if isinstance(error, str) else str(error),
-            retryable=body.get("retryable") is True,
-            retry_after=retry_after,
-        )
-        return Response({"status": status_now})
 
 
 @extend_schema(exclude=True)

@@ -66,17 +66,19 @@ def wake(group_id: int, *, count: int = 1) -> bool:
         return False
 
 
-def wait(group_id: int, seconds: float) -> None:
-    """Block up to ``seconds`` (cut to one re-check slice) or until the group is woken."""
+def wait(group_id: int, seconds: float) -> bool:
+    """Block up to ``seconds`` (cut to one re-check slice) or until the group is woken;
+    True if this took a wake-up token (a waiter that cannot use it passes it on)."""
     client = _redis()
     if client is None:
         time.sleep(max(0.0, min(seconds, DB_RECHECK_SECONDS)))
-        return
+        return False
     slice_ = max(0.05, min(seconds, REDIS_RECHECK_SECONDS))
     try:
-        client.blpop([_key(group_id)], timeout=slice_)
+        return client.blpop([_key(group_id)], timeout=slice_) is not None
     except Exception as error:
         logger.warning(
             "agent wake-up wait failed (%s); re-checking the database", type(error).__name__
         )
         time.sleep(max(0.0, min(seconds, DB_RECHECK_SECONDS)))
+        return False

@@ -41,9 +41,8 @@ agent_transport = [
     path("heartbeat", transport.HeartbeatView.as_view(), name="agent-heartbeat"),
     path("jobs", transport.JobsView.as_view(), name="agent-jobs"),
     path("jobs/<str:job_id>/result", transport.JobResultView.as_view(), name="agent-job-result"),
-    path("runs/<int:run_id>/steps", transport.RunStepView.as_view(), name="agent-run-steps"),
+    path("runs/<int:run_id>/report", transport.RunReportView.as_view(), name="agent-run-report"),
     path("runs/<int:run_id>/lease", transport.RunLeaseView.as_view(), name="agent-run-lease"),
-    path("runs/<int:run_id>/finish", transport.RunFinishView.as_view(), name="agent-run-finish"),
 ]
 
 app_name = "api"

@@ -79,31 +79,43 @@ def claimable(now) -> Q:
     return (due & free) | abandoned
 
 
-def claim(organization_id: int, run_id: int) -> Run | None:
-    """Take one run for whoever asks (an agent of its group), or None if it is done, not
-    due, or held by another.
+def claim_for_group(organization_id: int, group_id: int, limit: int, **fields) -> list[Run]:
+    """Take up to ``limit`` runs of the agent group's deployments that are due and free (or
+    abandoned by a dead agent), oldest first, for whoever asks (an agent of the group), in
+    one transaction; returns them with their version, flow, event and deployment.
 
-    The lease is a fresh token per claim (not a process id: prefork children share their
-    parent's), so a worker whose lease expired and was taken over can no longer write.
+    Rows another agent is claiming at this moment are skipped (``SKIP LOCKED``), not waited
+    for. One fresh token is the lease of the whole claim (not a process id: an agent whose
+    lease expired and was taken over can no longer write); ``fields`` are set with it (who
+    took the runs).
     """
+    if limit <= 0:
+        return []
     now = timezone.now()
     token = uuid.uuid4().hex
     runs = Run.objects.for_tenant(organization_id)
-    claimed = (
-        runs.filter(pk=run_id)
-        .filter(claimable(now))
-        .update(
+    with transaction.atomic():
+        ids = list(
+            runs.filter(deployment__agent_group_id=group_id)
+            .filter(claimable(now))
+            .order_by("created_at", "pk")
+            .select_for_update(skip_locked=True, of=("self",))
+            .values_list("pk", flat=True)[:limit]
+        )
+        if not ids:
+            return []
+        runs.filter(pk__in=ids).update(
             status=RunStatus.RUNNING,
             lease_owner=token,
             lease_expires_at=_lease(),
             attempt=F("attempt") + 1,
             started_at=Coalesce(F("started_at"), now),
+            **fields,
         )
-    )
-    if not claimed:
-        return None
-    return runs.select_related("version", "processflow__organization", "event", "deployment").get(
-        pk=run_id
+    return list(
+        runs.select_related("version", "processflow__organization", "event", "deployment")
+        .filter(pk__in=ids)
+        .order_by("created_at", "pk")
     )
 
 
@@ -113,7 +125,7 @@ def claim_runs(
     """Take each ``(organization_id, run_id)`` that is due and free (or abandoned by a dead
     worker) for this Cloud worker, in one transaction; returns the runs taken, each with its
     version, flow and event. Runs of a deployment on an agent group are never taken here:
-    only an agent of the group claims them (:func:`claim`).
+    only an agent of the group claims them (:func:`claim_for_group`).
 
     Rows another worker is claiming at this moment are skipped (``SKIP LOCKED``), not waited
     for: that worker takes them. One fresh lease token stands for the whole claim.
@@ -285,6 +297,13 @@ class CloudHost:
         # Kept in memory until an action is about to call its application (its "running"
         # record, and what came before, must be on disk before the call) or the run ends
         # (written with the run's outcome, in one transaction): a map step costs no write.
+        self.keep(record)
+        if record.status == RUNNING:
+            self.save_steps()
+
+    def keep(self, record: flows.StepRecord) -> None:
+        """Hold a step record for the next :meth:`save_steps` (a later record of the same
+        step replaces it): how an agent's report of several records is written at once."""
         row = self.rows.get(record.position)
         if row is None:
             row = self.rows[record.position] = StepRun(
@@ -293,9 +312,7 @@ class CloudHost:
         for name in _RECORD_FIELDS:
             setattr(row, name, getattr(record, name))
         self.unsaved[record.position] = row
-        if record.status == RUNNING:
-            self.save_steps()
-        else:  # metrics (observability): a finished attempt
+        if record.status != RUNNING:  # metrics (observability): a finished attempt
             step = self.run.version.definition["steps"][record.position]
             metrics.step_ended(step, status=record.status, duration_ms=record.duration_ms)
 
@@ -683,6 +700,9 @@ def conclude(
             if host is not None:
                 host.save_steps()
             released = _release(run, fields)
+            if not released:
+                # Taken over meanwhile: the step records of a lease lost are not kept either.
+                transaction.set_rollback(True)
     if not released:
         return None
     _count(run, fields)

@@ -31,7 +31,8 @@ class ProtocolPortal:
         self.requests: list[tuple[str, str, dict]] = []
         self.jobs: list[dict] = []
         self.leases: dict[int, str] = {}  # run id -> the lease that is current
-        self.steps: dict[int, list[dict]] = {}
+        self.reports: dict[int, list[dict]] = {}  # run id -> its reports, in order
+        self.steps: dict[int, list[dict]] = {}  # run id -> the step records reported
         self.finished: dict[int, dict] = {}
         self.results: dict[str, dict] = {}
         self.heartbeats: list[dict] = []
@@ -173,10 +174,11 @@ class ProtocolPortal:
                     return 404, {"error": "Not found."}
                 if body.get("lease") != self.leases[run_id]:
                     return 409, {"error": "lease lost"}
-                if parts[2] == "steps":
-                    self.steps.setdefault(run_id, []).append(body["record"])
-                elif parts[2] == "finish":
-                    self.finished.setdefault(run_id, body)
+                if parts[2] == "report":
+                    self.reports.setdefault(run_id, []).append(body)
+                    self.steps.setdefault(run_id, []).extend(body.get("steps", []))
+                    if body.get("finish") is not None:
+                        self.finished.setdefault(run_id, body["finish"])
                 elif parts[2] == "lease":
                     return 200, {"lease_expires_at": "2099-01-01T00:00:00+00:00"}
                 self.lock.notify_all()

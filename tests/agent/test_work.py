@@ -1,6 +1,7 @@
 """The work loop against the agent protocol: run jobs leased to the agent go through the flow
 engine with the local credential; step records and the finish reach the portal in order,
-once, even across a network cut; a lease taken over stops the agent writing."""
+once, as one report when the run is quick, even across a network cut; a lease taken over
+stops the agent writing."""
 
 from __future__ import annotations
 
@@ -73,6 +74,17 @@ def test_step_records_arrive_in_order(working_agent, protocol_portal):
     ]
 
 
+def test_a_runs_step_records_go_with_its_finish_in_one_report(working_agent, protocol_portal):
+    working_agent()
+    protocol_portal.queue_run(1, DEFINITION, TRIGGER)
+    protocol_portal.wait(lambda: 1 in protocol_portal.finished)
+    *earlier, last = protocol_portal.reports[1]
+    # Only a run going on for seconds has records sent before it ends.
+    assert not any("finish" in report for report in earlier)
+    assert last["finish"]["status"] == "succeeded"
+    assert last["steps"][-1]["status"] == "succeeded"
+
+
 def test_step_records_never_hold_the_token(working_agent, protocol_portal):
     working_agent()
     protocol_portal.queue_run(1, DEFINITION, TRIGGER)
@@ -136,7 +148,7 @@ def test_reports_made_while_the_portal_is_unreachable_arrive_once_it_is_back(
 ):
     with TcpProxy(("127.0.0.1", protocol_portal.port)) as proxy:
         agent = working_agent(f"http://127.0.0.1:{proxy.port}")
-        calendly_sandbox.inject_fault("/users/me", "stall", seconds=3)
+        calendly_sandbox.inject_fault("/users/me", "stall", seconds=10)
         protocol_portal.queue_run(1, DEFINITION, TRIGGER)
         protocol_portal.wait(lambda: len(protocol_portal.steps.get(1, [])) == 2)  # running
         proxy.cut()

@@ -16,9 +16,8 @@ from tests.routes import iter_routes
 
 #: Every transport route naming an object, and how to name Acme's.
 OBJECT_ROUTES = {
-    "api:agent-run-steps": "run_id",
+    "api:agent-run-report": "run_id",
     "api:agent-run-lease": "run_id",
-    "api:agent-run-finish": "run_id",
     "api:agent-job-result": "job_id",
 }
 #: Transport routes naming nothing: the agent's own heartbeat and work.
@@ -59,7 +58,8 @@ def _body(acme_work):
         "status": "succeeded",
         "ok": True,
         "subscription": "https://example.test/sub/1",
-        "record": {"position": 0, "name": "document", "status": "succeeded"},
+        "steps": [{"position": 0, "name": "document", "status": "succeeded"}],
+        "finish": {"status": "succeeded"},
     }
 
 
@@ -98,7 +98,7 @@ def test_another_organizations_agent_is_handed_none_of_its_work(acme_work, globe
     [
         "jobs/abc/result", "jobs/poll:1/result", "jobs/poll:x:1/result",
         "jobs/poll:1:99999999999999999999/result", "jobs/%E2%91%A0:1:1/result",
-        "runs/abc/finish", "runs/99999999999999999999/steps", "runs/-1/lease",
+        "runs/abc/report", "runs/99999999999999999999/report", "runs/-1/lease",
     ],
 )  # fmt: skip
 def test_a_malformed_run_or_job_id_is_404_never_500(path, plant_api):
@@ -113,4 +113,5 @@ def test_another_organizations_agent_gets_404_even_for_a_malformed_body(
 ):
     intruder = agent_client(register_agent(globex, name="Intruder").secret)
     url = reverse(route, kwargs={OBJECT_ROUTES[route]: acme_work[OBJECT_ROUTES[route]]})
-    assert intruder.post(url, {"status": "nonsense", "record": 7}, format="json").status_code == 404
+    body = {"steps": 7, "finish": {"status": "nonsense"}}
+    assert intruder.post(url, body, format="json").status_code == 404

@@ -87,7 +87,7 @@ def test_a_revoked_agent_gets_401_on_its_next_request(acme, owner, client):
     assert agent.get(f"{BASE}jobs", {"wait": 0}).status_code == 200
     services.revoke_agent(acme, actor=_owner(acme), agent_id=issued.agent.pk)
     assert agent.get(f"{BASE}jobs").status_code == 401
-    for path in ["heartbeat", "runs/1/finish", "runs/1/steps", "jobs/poll:1:1/result"]:
+    for path in ["heartbeat", "runs/1/report", "runs/1/lease", "jobs/poll:1:1/result"]:
         response = agent.post(f"{BASE}{path}", {}, format="json")
         assert response.status_code == 401, path
         assert "revoked" in response.json()["error"]["message"]
