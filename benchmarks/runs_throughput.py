@@ -455,9 +455,27 @@ def main() -> None:
         "--database-url", default="postgres://postgres@127.0.0.1:5432/portal_bench_runs"
     )
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/9")
+    parser.add_argument(
+        "--private-services", action="store_true",
+        help="a PostgreSQL cluster and redis-server of the benchmark's own, on free ports "
+        "(benchmarks/private_services.py), instead of --database-url / --redis-url",
+    )  # fmt: skip
     parser.add_argument("--timeout", type=float, default=600, help="per scenario, for the runs")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
+    if args.private_services:
+        from benchmarks.private_services import private_services
+
+        with private_services() as services:
+            args.database_url = services.database_url("portal_bench_runs")
+            args.redis_url = services.redis_url(0)
+            run(args)
+    else:
+        run(args)
+
+
+def run(args) -> None:
+    """Every scenario of ``args``, then the figures."""
     if args.quick:
         args.events, args.burst = min(args.events, 1500), min(args.burst, 2000)
     delays = [float(d) for d in args.delays.split(",") if d.strip()]
