@@ -449,6 +449,11 @@ def main() -> None:
     parser.add_argument("--no-beat", action="store_true", help="no sweeper")
     parser.add_argument("--worker-output", action="store_true", help="show the worker's log")
     parser.add_argument(
+        "--access-log", metavar="FILE",
+        help="gunicorn's access log with each request's time inside gunicorn (after a "
+        "thread took it): the rest of a sender's latency is the wait for a thread",
+    )  # fmt: skip
+    parser.add_argument(
         "--profile", metavar="DIR", help="record the worker with py-spy into DIR (speedscope)"
     )
     parser.add_argument(
@@ -511,7 +516,9 @@ def run(args) -> None:
             [sys.executable, "-m", "gunicorn", "portal.wsgi:application",
              "--bind", f"127.0.0.1:{port}", "--workers", str(args.gunicorn_workers),
              "--worker-class", "gthread", "--threads", str(args.gunicorn_threads),
-             "--keep-alive", "30", "--log-level", "warning"],
+             "--keep-alive", "30", "--log-level", "warning",
+             *(["--access-logfile", args.access_log, "--access-logformat", "%(M)s %(U)s"]
+               if args.access_log else [])],
             quiet=False,
         )  # fmt: skip
         wait_until_serving(port, procs.children["gunicorn"])
