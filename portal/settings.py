@@ -390,7 +390,7 @@ PORTAL_EVENTS_PER_TASK = env_int("PORTAL_EVENTS_PER_TASK", 32)
 PORTAL_WORKER_RUN_THREADS = env_int("PORTAL_WORKER_RUN_THREADS", 16)
 # The nice value the Celery worker, beat and the outbox relay give themselves at start, so the
 # web server (intake) gets the CPU first on a busy machine (portal/ops/priority.py); 0: as is.
-PORTAL_WORKER_NICE = env_int("PORTAL_WORKER_NICE", 10)
+PORTAL_WORKER_NICE = env_int("PORTAL_WORKER_NICE", 5)
 
 # --- Monitoring: /metrics and logs ------------------------------------------------------------
 # Where every process of this installation keeps its counters for /metrics (one directory,

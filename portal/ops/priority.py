@@ -3,10 +3,12 @@
 On a small machine the Celery worker, beat and the outbox relay share the cores with the web
 server. A webhook sender waits for intake's answer (and gives up, or retries, when it is slow),
 while the backlog behind it only has to drain soon. So those background processes lower their
-own scheduling priority when they start (``PORTAL_WORKER_NICE``, a Unix nice value, 10 by
+own scheduling priority when they start (``PORTAL_WORKER_NICE``, a Unix nice value, 5 by
 default): when the cores are busy intake runs first, and when they are idle the worker still
 gets all the CPU there is. Raising one's own nice value needs no privilege; the value is a
 floor (a process started nicer than that keeps its value), and 0 leaves the priority alone.
+5 rather than more: against a busy web server the worker keeps about a quarter of a core's
+share (CFS weights 335 to 1024), so a burst's backlog still moves while intake answers it.
 
 Linux with ``sched_autogroup`` (most desktop and many server kernels) shares the CPU between
 sessions first and applies nice values only within a session: a worker started in a session
