@@ -445,7 +445,9 @@ def main() -> None:
     parser.add_argument("--worker-pool", default="prefork")
     parser.add_argument("--worker-concurrency", type=int, default=2, help="as runall starts it")
     parser.add_argument("--gunicorn-workers", type=int, default=3)
-    parser.add_argument("--gunicorn-threads", type=int, default=4)
+    parser.add_argument(
+        "--gunicorn-threads", type=int, default=12, help="as portal/ops/gunicorn_config.py"
+    )
     parser.add_argument("--no-beat", action="store_true", help="no sweeper")
     parser.add_argument("--worker-output", action="store_true", help="show the worker's log")
     parser.add_argument(

@@ -376,7 +376,7 @@ PORTAL_OUTBOX_REDELIVERY_SECONDS = env_int("PORTAL_OUTBOX_REDELIVERY_SECONDS", 6
 # taken over after it. Longer than a task may live, so a live worker never loses its run.
 PORTAL_RUN_LEASE_SECONDS = env_int("PORTAL_RUN_LEASE_SECONDS", CELERY_TASK_TIME_LIMIT + 60)
 # Agent long-polls one process holds waiting at once (each holds a request thread up to 25 s):
-# keep it below gunicorn's --threads (8 in the image), so pages and intake always have some.
+# keep it below gunicorn's threads (12, portal/ops/gunicorn_config.py), so intake finds some.
 PORTAL_AGENT_LONG_POLLS = env_int("PORTAL_AGENT_LONG_POLLS", 4)
 # Requests one on-premise agent may send (a runaway agent is throttled with 429).
 PORTAL_AGENT_RATE = os.environ.get("PORTAL_AGENT_RATE", "12000/min")
