@@ -270,7 +270,9 @@ def main() -> None:
         "--connections", default="8,32", help="concurrent senders, one level after another"
     )
     parser.add_argument("--gunicorn-workers", type=int, default=3)
-    parser.add_argument("--gunicorn-threads", type=int, default=4)
+    parser.add_argument(
+        "--gunicorn-threads", type=int, default=12, help="as portal/ops/gunicorn_config.py"
+    )
     parser.add_argument(
         "--database-url", default="postgres://postgres@127.0.0.1:5432/portal_bench_intake"
     )
