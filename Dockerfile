@@ -27,4 +27,4 @@ RUN DEBUG=0 SECRET_KEY=collectstatic-only-placeholder-key-that-is-long-enough-12
     python manage.py collectstatic --no-input --verbosity 0
 
 EXPOSE 8000
-CMD ["gunicorn", "portal.wsgi", "-c", "python:portal.ops.gunicorn_config", "--bind", "0.0.0.0:8000", "--workers", "3", "--threads", "8", "--timeout", "60", "--access-logfile", "-"]
+CMD ["gunicorn", "portal.wsgi", "-c", "python:portal.ops.gunicorn_config", "--bind", "0.0.0.0:8000", "--timeout", "60", "--access-logfile", "-"]

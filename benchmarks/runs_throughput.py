@@ -445,9 +445,16 @@ def main() -> None:
     parser.add_argument("--worker-pool", default="prefork")
     parser.add_argument("--worker-concurrency", type=int, default=2, help="as runall starts it")
     parser.add_argument("--gunicorn-workers", type=int, default=3)
-    parser.add_argument("--gunicorn-threads", type=int, default=4)
+    parser.add_argument(
+        "--gunicorn-threads", type=int, default=12, help="as portal/ops/gunicorn_config.py"
+    )
     parser.add_argument("--no-beat", action="store_true", help="no sweeper")
     parser.add_argument("--worker-output", action="store_true", help="show the worker's log")
+    parser.add_argument(
+        "--access-log", metavar="FILE",
+        help="gunicorn's access log with each request's time inside gunicorn (after a "
+        "thread took it): the rest of a sender's latency is the wait for a thread",
+    )  # fmt: skip
     parser.add_argument(
         "--profile", metavar="DIR", help="record the worker with py-spy into DIR (speedscope)"
     )
@@ -460,9 +467,27 @@ def main() -> None:
         "--database-url", default="postgres://postgres@127.0.0.1:5432/portal_bench_runs"
     )
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/9")
+    parser.add_argument(
+        "--private-services", action="store_true",
+        help="a PostgreSQL cluster and redis-server of the benchmark's own, on free ports "
+        "(benchmarks/private_services.py), instead of --database-url / --redis-url",
+    )  # fmt: skip
     parser.add_argument("--timeout", type=float, default=600, help="per scenario, for the runs")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
+    if args.private_services:
+        from benchmarks.private_services import private_services
+
+        with private_services() as services:
+            args.database_url = services.database_url("portal_bench_runs")
+            args.redis_url = services.redis_url(0)
+            run(args)
+    else:
+        run(args)
+
+
+def run(args) -> None:
+    """Every scenario of ``args``, then the figures."""
     if args.quick:
         args.events, args.burst = min(args.events, 1500), min(args.burst, 2000)
     delays = [float(d) for d in args.delays.split(",") if d.strip()]
@@ -498,7 +523,9 @@ def main() -> None:
             [sys.executable, "-m", "gunicorn", "portal.wsgi:application",
              "--bind", f"127.0.0.1:{port}", "--workers", str(args.gunicorn_workers),
              "--worker-class", "gthread", "--threads", str(args.gunicorn_threads),
-             "--keep-alive", "30", "--log-level", "warning"],
+             "--keep-alive", "30", "--log-level", "warning",
+             *(["--access-logfile", args.access_log, "--access-logformat", "%(M)s %(U)s"]
+               if args.access_log else [])],
             quiet=False,
         )  # fmt: skip
         wait_until_serving(port, procs.children["gunicorn"])

@@ -10,7 +10,9 @@ it; never the shared Redis), with the relay, one worker and beat as ``runall`` s
 3. once a third of the runs succeeded, applies ``--fault``: ``worker-kill`` (SIGKILL the
    worker, start a new one), ``worker-kill2`` (the same twice), ``redis-kill`` (SIGKILL
    redis-server, start it again 5 s later; the worker is not restarted), ``relay-kill``
-   (SIGKILL the relay, start a new one), or ``none``;
+   (SIGKILL the relay, start a new one), ``postgres-stop`` (``pg_ctl stop -m immediate`` on
+   the benchmark's private PostgreSQL cluster, started again 5 s later; nothing else is
+   restarted), or ``none``;
 4. waits until every run succeeded and reports: lost events (no succeeded run), runs per
    event, calls the destination received twice with one key (what a destination that
    ignores the key would have seen twice), broker messages per event on the intake and
@@ -19,14 +21,18 @@ it; never the shared Redis), with the relay, one worker and beat as ``runall`` s
    run succeeded.
 
     .venv/bin/python benchmarks/self_healing.py --fault worker-kill [--events 2000] [--json]
+    .venv/bin/python benchmarks/self_healing.py --fault postgres-stop --private-postgres
 
 Needs PostgreSQL (``DATABASE_URL``, default 127.0.0.1) and ``redis-server`` on the PATH.
+``--private-postgres`` (implied by ``postgres-stop``: the shared server is never stopped)
+runs on a PostgreSQL cluster of the benchmark's own instead (benchmarks/private_services.py).
 The sweeper runs every 2 s with a 10 s bound, so that recoveries show within a run.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -46,7 +52,7 @@ sys.path.insert(0, str(REPO))
 
 from benchmarks._django import throwaway_django  # noqa: E402
 
-FAULTS = ("none", "worker-kill", "worker-kill2", "redis-kill", "relay-kill")
+FAULTS = ("none", "worker-kill", "worker-kill2", "redis-kill", "relay-kill", "postgres-stop")
 
 
 def free_port() -> int:
@@ -262,8 +268,8 @@ def prepare(destination_url: str, events: int):
     return flow
 
 
-def run(fault: str, events: int) -> dict:
-    from django.db import connection
+def run(fault: str, events: int, services=None) -> dict:
+    from django.db import DatabaseError, close_old_connections, connection
 
     from portal.processflows.models import Run, RunStatus
 
@@ -299,8 +305,16 @@ def run(fault: str, events: int) -> dict:
         flow = prepare(destination.url, events)
         runs = Run.objects.unscoped("benchmark").filter(processflow=flow)
 
+        last_count = 0
+
         def succeeded() -> int:
-            return runs.filter(status=RunStatus.SUCCEEDED).count()
+            nonlocal last_count
+            try:
+                last_count = runs.filter(status=RunStatus.SUCCEEDED).count()
+            except DatabaseError:  # PostgreSQL stopped or restarting: the last count holds
+                connection.close()
+                close_old_connections()
+            return last_count
 
         stored = time.monotonic()
         children.start("beat", beat, ready="beat: Starting")
@@ -324,15 +338,26 @@ def run(fault: str, events: int) -> dict:
         elif fault == "relay-kill":
             children.kill("relay")
             children.start("relay", relay, ready="relay running")
+        elif fault == "postgres-stop":
+            services.stop_postgres("immediate")
+            time.sleep(5)
+            services.start_postgres()
+        back, at_back = time.monotonic(), succeeded()
+        resumed = None
 
         deadline = time.monotonic() + 1800
-        while succeeded() < events and time.monotonic() < deadline:
-            time.sleep(0.5)
+        while (count := succeeded()) < events and time.monotonic() < deadline:
+            if resumed is None and count > at_back:
+                resumed = time.monotonic() - back
+            time.sleep(0.2)
+        if resumed is None and succeeded() > at_back:
+            resumed = time.monotonic() - back
         drained = time.monotonic() - stored
         pushes.stop.set()
         per_event = Counter(runs.filter(replay_of=None).values_list("event_id", flat=True))
         worker_log = "".join(p.read_text(errors="replace") for p in Path(work).glob("worker-*.log"))
         figures.update(
+            succeeded=succeeded(),
             lost=events - succeeded(),
             runs_per_event_above_1=sum(1 for n in per_event.values() if n > 1),
             destination_calls=sum(destination.keys.values()),
@@ -342,6 +367,8 @@ def run(fault: str, events: int) -> dict:
             sweeps_queued=pushes.counts["maintenance"],
             worker_exits_on_its_own=worker_log.count("Unrecoverable error"),
             seconds_to_drain=round(drained, 1),
+            # From the fault's end (the process or service back) to the next run succeeded.
+            seconds_to_resume_after_fault=None if resumed is None else round(resumed, 1),
         )
         return figures
     finally:
@@ -354,13 +381,24 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--fault", choices=FAULTS, default="none")
     parser.add_argument("--events", type=int, default=2000)
+    parser.add_argument(
+        "--private-postgres", action="store_true",
+        help="a PostgreSQL cluster of the benchmark's own (implied by --fault postgres-stop)",
+    )  # fmt: skip
     parser.add_argument("--json", action="store_true")
     options = parser.parse_args()
-    os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/portal")
     os.environ.setdefault("LOG_LEVEL", "WARNING")
-    with throwaway_django() as database:
-        figures = run(options.fault, options.events)
-    figures["database"] = database
+    with contextlib.ExitStack() as stack:
+        services = None
+        if options.private_postgres or options.fault == "postgres-stop":
+            from benchmarks.private_services import private_services
+
+            services = stack.enter_context(private_services(redis=False))
+            os.environ["DATABASE_URL"] = services.database_url("portal")
+        os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/portal")
+        database = stack.enter_context(throwaway_django())
+        figures = run(options.fault, options.events, services)
+    figures["database"] = database + (" (private cluster)" if services else "")
     if options.json:
         print(json.dumps(figures))
         return

@@ -270,15 +270,35 @@ def main() -> None:
         "--connections", default="8,32", help="concurrent senders, one level after another"
     )
     parser.add_argument("--gunicorn-workers", type=int, default=3)
-    parser.add_argument("--gunicorn-threads", type=int, default=4)
+    parser.add_argument(
+        "--gunicorn-threads", type=int, default=12, help="as portal/ops/gunicorn_config.py"
+    )
     parser.add_argument(
         "--database-url", default="postgres://postgres@127.0.0.1:5432/portal_bench_intake"
     )
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/9")
     parser.add_argument("--process-timeout", type=float, default=600)
     parser.add_argument("--skip-processing", action="store_true")
+    parser.add_argument(
+        "--private-services", action="store_true",
+        help="a PostgreSQL cluster and redis-server of the benchmark's own, on free ports "
+        "(benchmarks/private_services.py), instead of --database-url / --redis-url",
+    )  # fmt: skip
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
+    if args.private_services:
+        from benchmarks.private_services import private_services
+
+        with private_services() as services:
+            args.database_url = services.database_url("portal_bench_intake")
+            args.redis_url = services.redis_url(0)
+            run(args)
+    else:
+        run(args)
+
+
+def run(args) -> None:
+    """Every level of ``args``, then the figures."""
     levels = [int(level) for level in args.connections.split(",")]
 
     env = os.environ.copy()

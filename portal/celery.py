@@ -59,3 +59,14 @@ def _check_encryption_keys(**kwargs) -> None:
     from portal.vault.checks import refuse_to_start_without_keys
 
     refuse_to_start_without_keys()
+
+
+@signals.worker_init.connect
+@signals.beat_init.connect
+def _yield_cpu_to_intake(**kwargs) -> None:
+    """Workers and beat run nicer than the web server (``PORTAL_WORKER_NICE``): a burst of
+    webhooks is answered first, the backlog drains with the CPU left. Set in the main
+    process before the pool starts, so every pool child inherits it."""
+    from portal.ops.priority import lower_own_priority
+
+    lower_own_priority()

@@ -376,7 +376,7 @@ PORTAL_OUTBOX_REDELIVERY_SECONDS = env_int("PORTAL_OUTBOX_REDELIVERY_SECONDS", 6
 # taken over after it. Longer than a task may live, so a live worker never loses its run.
 PORTAL_RUN_LEASE_SECONDS = env_int("PORTAL_RUN_LEASE_SECONDS", CELERY_TASK_TIME_LIMIT + 60)
 # Agent long-polls one process holds waiting at once (each holds a request thread up to 25 s):
-# keep it below gunicorn's --threads (8 in the image), so pages and intake always have some.
+# keep it below gunicorn's threads (12, portal/ops/gunicorn_config.py), so intake finds some.
 PORTAL_AGENT_LONG_POLLS = env_int("PORTAL_AGENT_LONG_POLLS", 4)
 # Requests one on-premise agent may send (a runaway agent is throttled with 429).
 PORTAL_AGENT_RATE = os.environ.get("PORTAL_AGENT_RATE", "12000/min")
@@ -390,6 +390,9 @@ PORTAL_RUN_RETRY_MAX_SECONDS = env_int("PORTAL_RUN_RETRY_MAX_SECONDS", 600)
 # worker process uses two connections however many threads it has.
 PORTAL_EVENTS_PER_TASK = env_int("PORTAL_EVENTS_PER_TASK", 32)
 PORTAL_WORKER_RUN_THREADS = env_int("PORTAL_WORKER_RUN_THREADS", 32)
+# The nice value the Celery worker, beat and the outbox relay give themselves at start, so the
+# web server (intake) gets the CPU first on a busy machine (portal/ops/priority.py); 0: as is.
+PORTAL_WORKER_NICE = env_int("PORTAL_WORKER_NICE", 5)
 
 # --- Monitoring: /metrics and logs ------------------------------------------------------------
 # Where every process of this installation keeps its counters for /metrics (one directory,

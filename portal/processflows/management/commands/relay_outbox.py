@@ -5,6 +5,7 @@ import threading
 
 from django.core.management.base import BaseCommand
 
+from portal.ops.priority import lower_own_priority
 from portal.processflows import relay
 
 
@@ -21,6 +22,8 @@ class Command(BaseCommand):
         stop = threading.Event()
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, lambda *_: stop.set())
+        # Publishing can wait a moment; answering a webhook sender cannot (PORTAL_WORKER_NICE).
+        lower_own_priority()
         self.stdout.write("Outbox relay running.")
         relay.run(stop, idle=idle)
         self.stdout.write("Outbox relay stopped.")
