@@ -5,9 +5,10 @@ served by gunicorn (reached by the agents through a TCP proxy that can be cut), 
 relay, one Celery worker (``-Q intake,actions,maintenance``), the Calendly sandbox, and one
 or two ``python -m agent run`` processes registered with one-time keys. A flow deployed to
 the agents' group maps each booking, then POSTs it (``rest`` ``post_json`` with the agent's
-local connection ``dest``) to a loopback destination that honours ``Idempotency-Key`` and
-counts every call by key. ``--events`` signed ``invitee.created`` deliveries go to intake at
-once; then, once a third of the runs succeeded, the fault:
+local connection ``dest``) to a loopback destination (``benchmarks/destination.py``,
+answering after ``--delay``) that counts calls and distinct Idempotency-Keys (a destination
+honouring the key applies each once). ``--events`` signed ``invitee.created`` deliveries go
+to intake at once; then, once a third of the runs succeeded, the fault:
 
 - ``kill``: SIGKILL the agent, start it again at once; again at two thirds (two kills);
 - ``cut``: the network between agent and portal cut for ``--cut`` seconds (the proxy closes
@@ -22,7 +23,7 @@ which the key makes harmless), keys not one per run, and time to recover: for ea
 seconds from the fault (``cut``: from the network's return) until every run that was in
 flight at the fault had succeeded, beside the lease bound.
 
-    .venv/bin/python benchmarks/agent_faults.py kill [--events 1000] [--lease 20] [--json]
+    .venv/bin/python benchmarks/agent_faults.py kill [--events 1000] [--lease 20] [--delay 0.05]
     .venv/bin/python benchmarks/agent_faults.py cut [--events 1000] [--cut 60]
     .venv/bin/python benchmarks/agent_faults.py group [--events 300]
 """
@@ -46,7 +47,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from benchmarks.self_healing import Destination  # noqa: E402
+from benchmarks.destination import Destination  # noqa: E402
 from benchmarks.webhook_intake import (  # noqa: E402
     create_database,
     drop_database,
@@ -156,7 +157,10 @@ class Bench:
         self.children = Processes(self.work)
         self.sandbox = CalendlySandbox(rate_limit_per_minute=1_000_000)
         self.sandbox.start()
-        self.destination = Destination()
+        # Answers after --delay, so that a fault finds forwards on the wire.
+        self.destination = Destination(("127.0.0.1", 0), args.delay)
+        threading.Thread(target=self.destination.serve_forever, daemon=True).start()
+        self.destination.url = f"http://127.0.0.1:{self.destination.server_address[1]}"
         self.port = free_port()
         self.proxy = TcpProxy(("127.0.0.1", self.port)).__enter__()
         kek = base64.urlsafe_b64encode(secrets.token_bytes(32)).decode()
@@ -345,7 +349,7 @@ class Bench:
             runs.filter(status=RunStatus.SUCCEEDED).values("event_id").annotate(n=Count("pk"))
         )
         succeeded_events = {row["event_id"] for row in ok_per_event}
-        keys = self.destination.keys
+        keys, calls = self.destination.keys, self.destination.posts
         run_uids = {str(u) for u in runs.values_list("uid", flat=True)}
         forward_keys = {k for k in keys if k.split(":")[0] in run_uids}
         return {
@@ -355,9 +359,9 @@ class Bench:
             "lost": events.exclude(pk__in=succeeded_events).count(),
             "events_with_two_runs": sum(1 for row in per_event if row["n"] > 1),
             "events_with_two_succeeded": sum(1 for row in ok_per_event if row["n"] > 1),
-            "destination_calls": sum(keys.values()),
+            "destination_calls": calls,
             "destination_keys": len(keys),
-            "sent_again_same_key": sum(keys.values()) - len(keys),
+            "sent_again_same_key": calls - len(keys),
             "keys_not_of_a_run": len(set(keys) - forward_keys),
             "runs_without_a_call": len(run_uids - {k.split(":")[0] for k in forward_keys}),
             "attempts_above_one": runs.filter(attempt__gt=1).count(),
@@ -366,7 +370,8 @@ class Bench:
     def close(self) -> None:
         self.children.stop_all()
         self.proxy.cut()
-        self.destination.close()
+        self.destination.shutdown()
+        self.destination.server_close()
         self.sandbox.stop()
         if "django.db" in sys.modules:
             from django.db import connections
@@ -480,6 +485,7 @@ def main() -> None:
     parser.add_argument("--cut", type=float, default=60.0, help="seconds the network is cut")
     parser.add_argument("--lease", type=int, default=20, help="PORTAL_RUN_LEASE_SECONDS")
     parser.add_argument("--concurrency", type=int, default=4, help="run slots per agent")
+    parser.add_argument("--delay", type=float, default=0.05, help="the destination's answer")
     parser.add_argument(
         "--database-url", default="postgres://postgres@127.0.0.1:5432/portal_bench_agentfaults"
     )
