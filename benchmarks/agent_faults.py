@@ -56,23 +56,10 @@ from benchmarks.webhook_intake import (  # noqa: E402
     signed_deliveries,
     wait_until_serving,
 )
+from tests.agent.forwarding import forwarding_definition  # noqa: E402
 from tests.netproxy import TcpProxy  # noqa: E402
 
 SCENARIOS = ("kill", "cut", "group")
-
-
-def definition() -> dict:
-    return {
-        "trigger": {"type": "webhook", "application": "calendly", "credential": "main",
-                    "events": ["invitee.created"], "options": {"scope": "organization"}},
-        "steps": [
-            {"name": "document", "type": "map",
-             "mapping": {"email": "{{ trigger.payload.email }}"}},
-            {"name": "forward", "type": "action", "application": "rest", "credential": "dest",
-             "action": "post_json", "filters": [["path", "/bookings"]],
-             "document": "{{ steps.document }}"},
-        ],
-    }  # fmt: skip
 
 
 CONFIGURE = """
@@ -226,7 +213,7 @@ class Bench:
             self.start_agent(name)
         self.wait_reported([a["record"] for a in self.agents.values()])
         flow = create_processflow(
-            organization, actor=owner, name="Agent faults", definition=definition(),
+            organization, actor=owner, name="Agent faults", definition=forwarding_definition(),
             agent_group=group,
         )  # fmt: skip
         deployment = Deployment(

@@ -30,6 +30,7 @@ from portal.processflows.models import (
 )
 from portal.processflows.signing import new_signing_key
 from tests.agent.conftest import agent_cli, agent_env, agent_python
+from tests.agent.forwarding import forwarding_definition
 from tests.agent.test_end_to_end import _configure, _deploy, portal  # noqa: F401
 from tests.agent.test_end_to_end import agent as agent
 from tests.factories import every, make_agent, owner_of
@@ -155,21 +156,6 @@ CUT_SECONDS = 10
 # Each forward takes a moment, so that a fault always finds runs in the middle of a step.
 FORWARD_DELAY = 0.05
 WAIT = 600  # only bounds how long a broken recovery takes to be reported
-
-
-def forwarding_definition() -> dict:
-    """Map the booking, then POST it with the agent's REST connection 'dest'."""
-    return {
-        "trigger": {"type": "webhook", "application": "calendly", "credential": "main",
-                    "events": ["invitee.created"], "options": {"scope": "organization"}},
-        "steps": [
-            {"name": "document", "type": "map",
-             "mapping": {"email": "{{ trigger.payload.email }}"}},
-            {"name": "forward", "type": "action", "application": "rest", "credential": "dest",
-             "action": "post_json", "filters": [["path", "/bookings"]],
-             "document": "{{ steps.document }}"},
-        ],
-    }  # fmt: skip
 
 
 def start_threaded_web(**extra_env: str):
