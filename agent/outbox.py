@@ -56,7 +56,10 @@ class Outbox:
         self._senders = ThreadPoolExecutor(senders, thread_name_prefix="agent-report")
         self._scheduled: set[int] = set()
         self._again: set[int] = set()
-        self.lost_runs: set[int] = set()
+        #: Leases the portal said are no longer ours. By lease, not by run: the portal may
+        #: lease the same run to this agent again (a lease that expired while the portal
+        #: could not be reached), and that new attempt must run and report.
+        self.lost_leases: set[str] = set()
         self.revoked = threading.Event()
 
     def kick(self, run_id: int | None) -> None:
@@ -116,10 +119,19 @@ class Outbox:
             path=f"jobs/{job_id}/result", body=jsonable(result), run_id=JOB_RESULTS
         )
 
-    def drop_run(self, run_id: int) -> None:
-        """Forget a run's unsent reports (its lease is lost: nothing more may be written)."""
-        self.lost_runs.add(run_id)
-        OutboxItem.objects.filter(run_id=run_id).delete()
+    def drop_run(self, run_id: int, lease: str | None) -> None:
+        """Forget a run's unsent reports made under ``lease`` (lost: nothing more may be
+        written with it); those of a newer lease of the same run stay."""
+        if lease is None:
+            OutboxItem.objects.filter(run_id=run_id).delete()
+            return
+        self.lost_leases.add(lease)
+        stale = [
+            item.pk
+            for item in OutboxItem.objects.filter(run_id=run_id).only("pk", "body")
+            if item.body.get("lease") == lease
+        ]
+        OutboxItem.objects.filter(pk__in=stale).delete()
 
     def pending(self) -> int:
         return OutboxItem.objects.count()
@@ -128,16 +140,23 @@ class Outbox:
         """Send the lane's reports in order; False when the portal could not be reached
         (what is left stays for later)."""
         with self._lock(lane):
-            items = list(OutboxItem.objects.filter(run_id=lane).order_by("id"))
+            items = []
+            for item in OutboxItem.objects.filter(run_id=lane).order_by("id"):
+                if item.body.get("lease") in self.lost_leases:  # dropped meanwhile
+                    item.delete()
+                else:
+                    items.append(item)
             batches = [([item], item.body) for item in items] if lane == JOB_RESULTS else (
                 _reports(items))  # fmt: skip
             for batch, body in batches:
+                if body.get("lease") in self.lost_leases:  # an earlier part of it was refused
+                    continue
                 try:
                     self.client.post(batch[0].path, body)
                 except LeaseLost:
                     logger.info("run %s: the lease is no longer ours; its reports dropped", lane)
-                    self.drop_run(lane)
-                    return True
+                    self.drop_run(lane, body.get("lease"))
+                    continue  # reports of a newer lease of the run may follow
                 except Unauthorized as error:
                     self.revoked.set()
                     self._failed(batch[0], str(error))

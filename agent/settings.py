@@ -32,6 +32,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "agent.local",
+    "uikit",  # the stylesheet and form partials shared with the portal
 ]
 
 MIDDLEWARE = [

@@ -109,7 +109,7 @@ class AgentHost:
         return timezone.now()
 
     def hold(self) -> bool:
-        if self.lost or self.run_id in self.worker.outbox.lost_runs:
+        if self.lost or self.lease in self.worker.outbox.lost_leases:
             self.lost = True
             return False
         if time.monotonic() - self.renewed < self.lease_seconds / 2:
@@ -354,7 +354,7 @@ class Worker:
                 failure=flows.StepFailed("internal error", retryable=True),
             )
         if result.status == LOST or host.lost:
-            self.outbox.drop_run(host.run_id)
+            self.outbox.drop_run(host.run_id, host.lease)
             return LOST
         failure = result.failure
         self.outbox.add_finish(

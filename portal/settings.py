@@ -145,6 +145,7 @@ INSTALLED_APPS = [
     "portal.processflows",
     "portal.notifications",
     "portal.agents",
+    "uikit",  # the stylesheet and form partials shared with the agent
 ]
 
 MIDDLEWARE = [

@@ -9,18 +9,21 @@ or changed one at a time.
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = ("connectors", "flows", "portal", "agent")
+PACKAGES = ("connectors", "flows", "portal", "agent", "uikit")
 # What each floor may import from the project (itself included).
 MAY_IMPORT = {
     "connectors": {"connectors"},
     "flows": {"connectors", "flows"},
     "portal": {"connectors", "flows", "portal"},
     "agent": {"connectors", "flows", "agent"},
+    # Templates and static files both hosts list: it stands on nothing of the project.
+    "uikit": {"uikit"},
 }
 
 
@@ -142,3 +145,30 @@ def test_nothing_outside_the_api_package_imports_it():
         if target == "portal.api" or target.startswith("portal.api.")
     )
     assert upward == []
+
+
+# The shared UI (uikit) is listed by both Django projects, so its templates may name nothing
+# of either: no URL names (each host passes its URLs in), no template of theirs.
+def test_the_shared_ui_names_no_url_and_no_template_of_either_host():
+    naming = sorted(
+        f"{path.relative_to(ROOT)}: {tag}"
+        for path in (ROOT / "uikit").rglob("*.html")
+        for tag in re.findall(r"{%\s*(?:url|include|extends)\s[^%]*%}", path.read_text())
+        if not re.search(r"""(?:include|extends)\s+["']uikit/""", tag)
+    )
+    assert naming == []
+
+
+def test_the_agent_reads_no_template_or_static_file_of_the_portal():
+    agent_settings = (ROOT / "agent" / "settings.py").read_text()
+    assert "templates" not in re.findall(r'"DIRS":\s*\[([^\]]*)\]', agent_settings)[0]
+    assert "STATICFILES_DIRS" not in agent_settings
+    referenced = sorted(
+        f"{path.relative_to(ROOT)}: {name}"
+        for path in (ROOT / "agent").rglob("*.html")
+        for name in re.findall(
+            r"""{%\s*(?:include|extends|static)\s+["']([^"']+)""", path.read_text()
+        )
+        if name.split("/")[0] not in ("agent", "uikit")
+    )
+    assert referenced == []

@@ -128,8 +128,8 @@ def _outcome(request, run) -> HttpResponse:
         outcome = run()
     except store.InputProblem as error:
         problems = [m for ms in error.problems.values() for m in ms]
-        return render(request, "agent/_validation_result.html", {"problems": problems})
-    return render(request, "agent/_validation_result.html", {"outcome": outcome})
+        return render(request, "uikit/_validation_result.html", {"problems": problems})
+    return render(request, "uikit/_validation_result.html", {"outcome": outcome})
 
 
 @require_POST

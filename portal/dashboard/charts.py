@@ -1,7 +1,7 @@
 """Bar charts drawn on the server as SVG: succeeded and failed runs stacked per bucket.
 
 No JavaScript and no inline style (the Content Security Policy forbids both): colours come
-from classes in portal.css, sizes from SVG attributes.
+from classes in uikit/uikit.css, sizes from SVG attributes.
 """
 
 from __future__ import annotations

@@ -181,8 +181,8 @@ def _outcome(request, run) -> HttpResponse:
     try:
         outcome = run()
     except ValidationError as error:
-        return render(request, "vault/_validation_result.html", {"problems": error.messages})
-    return render(request, "vault/_validation_result.html", {"outcome": outcome})
+        return render(request, "uikit/_validation_result.html", {"problems": error.messages})
+    return render(request, "uikit/_validation_result.html", {"outcome": outcome})
 
 
 @tenant_view

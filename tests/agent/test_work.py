@@ -138,6 +138,25 @@ def test_a_run_whose_lease_was_taken_over_reports_nothing_more(working_agent, pr
     assert "Reports waiting for the portal: 0" in status
 
 
+def test_a_run_leased_again_after_its_lease_was_lost_runs_and_reports(
+    working_agent, protocol_portal
+):
+    # A lease that expired while the portal was unreachable: the portal leases the run
+    # again, to this same agent. The lost lease must not make the new one lost too (the
+    # run was then dropped at every attempt until it failed).
+    agent = working_agent()
+    # The map step alone: that attempt is over before its reports meet the lost lease.
+    map_only = {**DEFINITION, "steps": DEFINITION["steps"][:1]}
+    protocol_portal.queue_run(1, map_only, TRIGGER, stale=True)
+    agent.process.wait_ready(
+        lambda: "run 1: the lease is no longer ours" in agent.process.output(),
+        what="drop the run whose lease was taken over",
+    )
+    protocol_portal.queue_run(1, DEFINITION, TRIGGER)
+    protocol_portal.wait(lambda: 1 in protocol_portal.finished)
+    assert protocol_portal.finished[1]["status"] == "succeeded"
+
+
 def _waiting(agent) -> int:
     status = agent_cli(agent.data, "status").stdout
     return int(re.search(r"Reports waiting for the portal: (\d+)", status).group(1))

@@ -17,16 +17,7 @@ document.addEventListener("submit", (event) => {
   if (form && !window.confirm(form.dataset.confirm)) event.preventDefault();
 });
 
-// A form whose submit waits for an application (Save checks the credential): show its
-// spinner with the form's busy text and disable its buttons until the page changes.
-document.addEventListener("submit", (event) => {
-  const form = event.target;
-  if (event.defaultPrevented || !(form instanceof HTMLFormElement) || !form.dataset.busy) return;
-  const spinner = form.querySelector(".spinner");
-  if (spinner) spinner.textContent = form.dataset.busy;
-  form.classList.add("busy");
-  setTimeout(() => form.querySelectorAll("button").forEach((b) => { b.disabled = true; }), 0);
-});
+// The busy spinner of forms that wait for an application is uikit/forms.js.
 
 // Close other open menus when one opens.
 document.addEventListener("toggle", (event) => {

@@ -1,4 +1,7 @@
-// A form whose submit waits for an application (Save checks the connection): show its
+// Behaviours the portal and the agent share, without inline scripts (the Content Security
+// Policy forbids them).
+
+// A form whose submit waits for an application (Save checks the credential): show its
 // spinner with the form's busy text and disable its buttons until the page changes.
 document.addEventListener("submit", (event) => {
   const form = event.target;

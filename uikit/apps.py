@@ -1,0 +1,7 @@
+from django.apps import AppConfig
+
+
+class UikitConfig(AppConfig):
+    name = "uikit"
+    label = "uikit"
+    verbose_name = "Shared UI"
